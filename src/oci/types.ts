@@ -1,0 +1,97 @@
+import type { Digest, OnProgress, Logger } from '../base/index.js';
+
+/** An OCI content descriptor (image-spec descriptor.md). Sizes and digests are attacker-controlled until verified. */
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: Digest;
+  readonly size: number;
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly artifactType?: string;
+  readonly platform?: Platform;
+  readonly urls?: readonly string[];
+  /** base64 of the content, when embedded. */
+  readonly data?: string;
+}
+
+export interface Platform {
+  readonly architecture: string;
+  readonly os: string;
+  readonly variant?: string;
+  readonly 'os.version'?: string;
+  readonly 'os.features'?: readonly string[];
+}
+
+/** An OCI (or Docker schema 2) image manifest. */
+export interface ImageManifest {
+  readonly schemaVersion: 2;
+  readonly mediaType?: string;
+  readonly artifactType?: string;
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
+  readonly subject?: Descriptor;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/** An OCI image index (or Docker manifest list). */
+export interface ImageIndex {
+  readonly schemaVersion: 2;
+  readonly mediaType?: string;
+  readonly artifactType?: string;
+  readonly manifests: readonly Descriptor[];
+  readonly subject?: Descriptor;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/** Options every fetch/push accepts. */
+export interface TransferOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: OnProgress;
+  readonly log?: Logger;
+}
+
+/**
+ * Read side of a content store (registry repository or OCI layout). Every read is verified against the
+ * descriptor: size and digest checked while streaming; the stream throws at the first excess byte.
+ */
+export interface ContentSource {
+  /** Resolves a tag, or a digest string, to the descriptor of a manifest or index. OCI_TAG_UNKNOWN if absent. */
+  resolve(reference: string, opts?: TransferOptions): Promise<Descriptor>;
+  /** Reads a manifest/index/config whole (capped at MAX_MANIFEST_BYTES), verified against `desc`. */
+  fetchBytes(desc: Descriptor, opts?: TransferOptions): Promise<Uint8Array>;
+  /** Streams a blob, verified against `desc`. */
+  fetchBlob(desc: Descriptor, opts?: TransferOptions): AsyncIterable<Uint8Array>;
+  /** True when the content is present (for a layout: present and named by its digest). */
+  exists(desc: Descriptor, opts?: TransferOptions): Promise<boolean>;
+}
+
+/** Write side of a content store. Writes are verified and idempotent; nothing unverified becomes visible. */
+export interface ContentTarget {
+  exists(desc: Descriptor, opts?: TransferOptions): Promise<boolean>;
+  /** Stores a blob from a stream; throws OCI_DIGEST_MISMATCH / OCI_SIZE_MISMATCH and stores nothing on a mismatch. */
+  pushBlob(desc: Descriptor, content: AsyncIterable<Uint8Array>, opts?: TransferOptions): Promise<void>;
+  /** Stores a manifest or index from its exact bytes (never re-serialized), optionally tagging it. */
+  pushManifest(desc: Descriptor, bytes: Uint8Array, opts?: TransferOptions & { readonly tag?: string }): Promise<void>;
+  /** Points `tag` at an already stored manifest. */
+  tag(desc: Descriptor, tag: string, opts?: TransferOptions): Promise<void>;
+}
+
+/** A store that can be both read and written (a layout, a registry repository). */
+export interface ContentStore extends ContentSource, ContentTarget {}
+
+/** Where a SOURCE points: a registry repository or a local OCI layout (discriminated on `kind`). */
+export type Reference =
+  | {
+      readonly kind: 'registry';
+      /** host[:port] as written (docker.io normalised to registry-1.docker.io by the client). */
+      readonly host: string;
+      /** repository name, e.g. `machine/install` */
+      readonly name: string;
+      readonly tag?: string;
+      readonly digest?: Digest;
+    }
+  | {
+      readonly kind: 'layout';
+      readonly dir: string;
+      readonly tag?: string;
+      readonly digest?: Digest;
+    };
