@@ -1,0 +1,6 @@
+// Public surface of src/trust: signature, X.509 path and Sigstore bundle checks (pure), signing and keysets for mosb.
+export { parseCaBundle, type TrustAnchors } from './anchors.js';
+export { verifyInstallSignature, type VerifyInstallSignatureOptions, type SignerInfo } from './signature.js';
+export { signBytes } from './sign.js';
+export { certificateToPem } from './pem.js';
+export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
