@@ -2,3 +2,8 @@
 export * from './media-types.js';
 export type { Descriptor, Platform, ImageManifest, ImageIndex, TransferOptions, ContentSource, ContentTarget, ContentStore, Reference } from './types.js';
 export { verified, verifyBytes } from './verify.js';
+export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.js';
+export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
+export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
+export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
+export { childrenOf, isManifestType, isIndexType, hostPlatform, selectPlatform } from './graph.js';

@@ -1,0 +1,328 @@
+import { createReadStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
+import { acquireLock, ensureDir, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
+import { MAX_MANIFEST_BYTES, OCI_LAYOUT_HEADER } from '../media-types.js';
+import { verified, verifyBytes } from '../verify.js';
+import type { ContentStore, Descriptor, TransferOptions } from '../types.js';
+import { blobPath, blobSize, writeBlob, INGEST_DIR } from './blobs.js';
+import {
+  MAX_INDEX_JSON_BYTES, emptyLayoutIndex, layoutTags, parseLayoutIndex, serializeLayoutIndex, tagOf, validateTag, withTag, withoutTag,
+  type LayoutIndex, type LayoutTag,
+} from './index-file.js';
+
+/** How `openLayout` behaves. */
+export interface OpenLayoutOptions {
+  /** Create the layout when `dir` is missing or empty (default false: a missing layout is an error). */
+  readonly create?: boolean;
+  readonly log?: Logger;
+}
+
+const LAYOUT_FILE = 'oci-layout';
+const INDEX_FILE = 'index.json';
+const LOCK_FILE = '.lock';
+/** Nested indexes deeper than this are not searched for tags (hostile cycles are cut by `seen` anyway). */
+const MAX_NESTING = 8;
+/** What may already be in a directory we are asked to create a layout in (a crash during creation). */
+const CREATION_LEFTOVERS = /^(\.lock|blobs|ingest|index\.json|\.(index\.json|oci-layout)\.tmp-.*)$/;
+
+/**
+ * Opens the OCI image layout at `dir` (image-spec image-layout.md). Throws NOT_FOUND when it is missing
+ * (unless `create`), OCI_LAYOUT_INVALID when `dir` is not a layout. Creating is idempotent and
+ * crash-safe: `oci-layout` is written last, and a non-empty foreign directory is refused.
+ */
+export async function openLayout(dir: string, opts: OpenLayoutOptions = {}): Promise<LayoutStore> {
+  const abs = resolvePath(dir);
+  const store = new LayoutStore(abs, opts.log ?? silentLogger);
+  const header = await readHeader(abs);
+  if (header === 'absent') {
+    if (!opts.create) {
+      const exists = await stat(abs).then(() => true, () => false);
+      throw new MosError({
+        code: exists ? 'OCI_LAYOUT_INVALID' : 'NOT_FOUND',
+        subject: abs,
+        message: exists ? 'not an OCI image layout (no oci-layout file)' : 'no such OCI image layout',
+        hint: 'check the path, e.g. oci:DIR:TAG names the directory holding oci-layout and index.json',
+      });
+    }
+    await create(store);
+  } else {
+    await readHeaderVersion(abs, header);
+  }
+  return store;
+}
+
+/** An OCI image layout on disk, readable by skopeo and umoci. Reads never lock; index.json writes hold `<dir>/.lock`. */
+export class LayoutStore implements ContentStore {
+  /** Absolute path of the layout. */
+  readonly dir: string;
+  private readonly log: Logger;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  /** Use `openLayout`. */
+  constructor(dir: string, log: Logger) {
+    this.dir = dir;
+    this.log = log;
+  }
+
+  /** Path of `digest`'s blob file (it may not exist). */
+  blobPath(digest: Digest): string {
+    return blobPath(this.dir, digest);
+  }
+
+  /** Reads and validates index.json (OCI_LAYOUT_INVALID on any defect). */
+  async readIndex(): Promise<LayoutIndex> {
+    const path = join(this.dir, INDEX_FILE);
+    let bytes: Buffer;
+    try {
+      bytes = await readFileLimited(path, MAX_INDEX_JSON_BYTES);
+    } catch (e) {
+      if (e instanceof MosError && e.code === 'INPUT_INVALID') {
+        throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: path, message: e.message, hint: 'restore index.json from a backup, or re-create the layout', cause: e });
+      }
+      if (e instanceof MosError && e.code === 'NOT_FOUND') throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: path, message: 'index.json is missing', cause: e });
+      throw e;
+    }
+    return parseLayoutIndex(bytes, path);
+  }
+
+  /**
+   * Replaces index.json with `fn(current)` atomically (temp + fsync + rename) while holding the store
+   * lock, so concurrent writers (in this process or others) never lose each other's tags.
+   */
+  async updateIndex(fn: (current: LayoutIndex) => LayoutIndex): Promise<LayoutIndex> {
+    return this.locked(async () => {
+      const next = fn(await this.readIndex());
+      await writeFileAtomic(join(this.dir, INDEX_FILE), serializeLayoutIndex(next));
+      return next;
+    });
+  }
+
+  /** Every tag with its descriptor, in index.json order (nested indexes not included). */
+  async listTags(): Promise<LayoutTag[]> {
+    return layoutTags(await this.readIndex());
+  }
+
+  /**
+   * Resolves a tag (searched in index.json and nested indexes; exactly one target required, else
+   * OCI_TAG_AMBIGUOUS) or, when no tag matches, a digest of a manifest stored in the layout.
+   */
+  async resolve(reference: string, _opts?: TransferOptions): Promise<Descriptor> {
+    const index = await this.readIndex();
+    const matches = new Map<string, Descriptor>();
+    await this.findTag(index.manifests, reference, matches, new Set(), 0);
+    if (matches.size > 1) {
+      throw new MosError({
+        code: 'OCI_TAG_AMBIGUOUS',
+        subject: `${this.dir}:${reference}`,
+        message: `tag names ${matches.size} different manifests: ${[...matches.keys()].join(', ')}`,
+        hint: 'remove the extra entries from index.json (or re-tag), then retry',
+      });
+    }
+    const [found] = matches.values();
+    if (found) return found;
+    if (isDigest(reference)) return this.resolveDigest(index, reference);
+    throw new MosError({
+      code: 'OCI_TAG_UNKNOWN',
+      subject: `${this.dir}:${reference}`,
+      message: 'no such tag in the layout',
+      hint: `tags present: ${layoutTags(index).slice(0, 10).map((t) => t.tag).join(', ') || '(none)'}`,
+    });
+  }
+
+  /** Reads a manifest/index/config whole (at most MAX_MANIFEST_BYTES), verified against `desc`. */
+  async fetchBytes(desc: Descriptor, _opts?: TransferOptions): Promise<Uint8Array> {
+    if (desc.size > MAX_MANIFEST_BYTES) {
+      throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: desc.digest, message: `${desc.size} bytes is more than the ${MAX_MANIFEST_BYTES} read whole` });
+    }
+    const path = this.blobPath(desc.digest);
+    let bytes: Buffer;
+    try {
+      bytes = await readFileLimited(path, desc.size);
+    } catch (e) {
+      if (e instanceof MosError && e.code === 'NOT_FOUND') throw this.unknown(desc, e);
+      if (e instanceof MosError && e.code === 'INPUT_INVALID') {
+        throw new MosError({ code: 'OCI_SIZE_MISMATCH', subject: path, message: `blob is larger than its descriptor's ${desc.size} bytes`, hint: 'run mosctl fsck', cause: e });
+      }
+      throw e;
+    }
+    verifyBytes(bytes, desc, path);
+    return bytes;
+  }
+
+  /** Streams a blob, verified against `desc` while it is read. */
+  fetchBlob(desc: Descriptor, _opts?: TransferOptions): AsyncIterable<Uint8Array> {
+    const path = this.blobPath(desc.digest);
+    const store = this;
+    async function* read(): AsyncGenerator<Uint8Array> {
+      if ((await blobSize(store.dir, desc.digest)) === undefined) throw store.unknown(desc);
+      yield* createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+    }
+    return verified(read(), desc, path);
+  }
+
+  /** True when the blob file is present with the descriptor's size (fsck re-hashes; this does not). */
+  async exists(desc: Descriptor, _opts?: TransferOptions): Promise<boolean> {
+    return (await blobSize(this.dir, desc.digest)) === desc.size;
+  }
+
+  /** Stores a blob from a stream (verified; temp + fsync + rename). A present blob is not read again. */
+  async pushBlob(desc: Descriptor, content: AsyncIterable<Uint8Array>, opts?: TransferOptions): Promise<void> {
+    if (await this.exists(desc)) return;
+    await writeBlob(this.dir, desc, content, opts?.signal);
+  }
+
+  /** Stores manifest/index bytes exactly as given (verified), then tags them if `tag` is set. */
+  async pushManifest(desc: Descriptor, bytes: Uint8Array, opts?: TransferOptions & { readonly tag?: string }): Promise<void> {
+    verifyBytes(bytes, desc);
+    if (opts?.tag !== undefined) validateTag(opts.tag);
+    if (!(await this.exists(desc))) await writeBlob(this.dir, desc, single(bytes), opts?.signal);
+    if (opts?.tag !== undefined) await this.tag(desc, opts.tag);
+  }
+
+  /** Points `tag` at `desc` (replacing any entry with that tag). The manifest must be stored already. */
+  async tag(desc: Descriptor, tag: string, _opts?: TransferOptions): Promise<void> {
+    validateTag(tag);
+    if (!(await this.exists(desc))) {
+      throw new MosError({ code: 'OCI_MANIFEST_UNKNOWN', subject: desc.digest, message: `cannot tag ${tag}: the manifest is not in ${this.dir}`, hint: 'copy the image first' });
+    }
+    await this.updateIndex((idx) => withTag(idx, desc, tag));
+    this.log.debug('tagged', { dir: this.dir, tag, digest: desc.digest });
+  }
+
+  /** Removes every index.json entry tagged `tag`; false when there was none. Blobs stay until gc. */
+  async untag(tag: string): Promise<boolean> {
+    let removed = 0;
+    await this.updateIndex((idx) => {
+      const r = withoutTag(idx, tag);
+      removed = r.removed;
+      return r.index;
+    });
+    return removed > 0;
+  }
+
+  /** Deletes one blob file (gc's sweep); absent is fine. */
+  async removeBlob(digest: Digest): Promise<void> {
+    const path = this.blobPath(digest);
+    try {
+      await rm(path, { force: true });
+    } catch (e) {
+      throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot remove: ${describeSystemError(e)}`, cause: e });
+    }
+  }
+
+  // Writers in this process queue here first (so they don't each spawn a flock helper only to wait),
+  // then take the cross-process flock.
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(async () => {
+      const lock = await acquireLock(join(this.dir, LOCK_FILE), { wait: true });
+      try {
+        return await fn();
+      } finally {
+        await lock.release();
+      }
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async findTag(list: readonly Descriptor[], tag: string, out: Map<string, Descriptor>, seen: Set<string>, depth: number): Promise<void> {
+    for (const d of list) {
+      if (tagOf(d) === tag) out.set(d.digest, d);
+      if (!isIndexType(d.mediaType) || depth >= MAX_NESTING || seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      let children: Descriptor[];
+      try {
+        children = childrenOf(d, await this.fetchBytes(d));
+      } catch (e) {
+        this.log.warn('skipping unreadable nested index', { digest: d.digest, error: (e as Error).message });
+        continue;
+      }
+      await this.findTag(children, tag, out, seen, depth + 1);
+    }
+  }
+
+  private async resolveDigest(index: LayoutIndex, digest: Digest): Promise<Descriptor> {
+    const listed = index.manifests.find((d) => d.digest === digest);
+    if (listed) return listed;
+    const size = await blobSize(this.dir, digest);
+    if (size === undefined) {
+      throw new MosError({ code: 'OCI_MANIFEST_UNKNOWN', subject: `${this.dir}@${digest}`, message: 'no such manifest in the layout' });
+    }
+    if (size > MAX_MANIFEST_BYTES) {
+      throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: digest, message: `${size} bytes: too large for a manifest` });
+    }
+    const probe = { mediaType: 'application/octet-stream', digest, size };
+    const bytes = await this.fetchBytes(probe);
+    return { mediaType: sniffManifestType(bytes, digest), digest, size };
+  }
+
+  private unknown(desc: Descriptor, cause?: unknown): MosError {
+    return new MosError({ code: 'OCI_BLOB_UNKNOWN', subject: desc.digest, message: `blob is not in ${this.dir}`, hint: 'copy the image again, or run mosctl fsck', cause });
+  }
+}
+
+async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+type Header = 'absent' | Buffer;
+
+async function readHeader(dir: string): Promise<Header> {
+  try {
+    return await readFileLimited(join(dir, LAYOUT_FILE), 4096);
+  } catch (e) {
+    if (e instanceof MosError && e.code === 'NOT_FOUND') return 'absent';
+    throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: join(dir, LAYOUT_FILE), message: (e as Error).message, cause: e });
+  }
+}
+
+async function readHeaderVersion(dir: string, bytes: Buffer): Promise<void> {
+  const path = join(dir, LAYOUT_FILE);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    doc = undefined;
+  }
+  const version = (doc as { imageLayoutVersion?: unknown } | undefined)?.imageLayoutVersion;
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
+    throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: path, message: `imageLayoutVersion ${JSON.stringify(version)} is not 1.x.y`, hint: `${OCI_LAYOUT_HEADER} must be {"imageLayoutVersion": "1.0.0"}` });
+  }
+}
+
+async function create(store: LayoutStore): Promise<void> {
+  const dir = store.dir;
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: dir, message: `cannot create a layout here: ${describeSystemError(e)}`, cause: e });
+    }
+  }
+  const foreign = names.filter((n) => !CREATION_LEFTOVERS.test(n));
+  if (foreign.length > 0) {
+    throw new MosError({
+      code: 'OCI_LAYOUT_INVALID',
+      subject: dir,
+      message: `not an OCI layout and not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''})`,
+      hint: 'name an empty or new directory for the layout',
+    });
+  }
+  await ensureDir(join(dir, 'blobs', 'sha256'));
+  await ensureDir(join(dir, INGEST_DIR));
+  const lock = await acquireLock(join(dir, LOCK_FILE), { wait: true });
+  try {
+    // index.json first, oci-layout last: the header marks a complete layout. Another creator may have
+    // finished while we waited for the lock: then keep its index.json.
+    if ((await stat(join(dir, INDEX_FILE)).catch(() => undefined)) === undefined) {
+      await writeFileAtomic(join(dir, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
+    }
+    if ((await readHeader(dir)) === 'absent') await writeFileAtomic(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  } finally {
+    await lock.release();
+  }
+}
