@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MosError, describeSystemError, isMosError, splitDigest, type Logger } from '../base/index.js';
+import { ensureDir, exec, writeFileAtomic } from '../host/index.js';
+import { parseSquashfsSuperblock, verityHashOffset, SQUASHFS_SUPERBLOCK_SIZE } from '../squashfs/index.js';
+import type { PlannedLayer } from './plan.js';
+
+/** What a blob looks like on disk: enough to mount it and to notice it changed since it was checked. */
+export interface BlobFacts {
+  readonly size: number;
+  /** Where appended verity data starts (= squashfs bytes_used rounded up to 4096); the loop size limit. */
+  readonly hashOffset: number;
+  readonly hasVerityData: boolean;
+  readonly dev: number;
+  readonly ino: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+/** Reads the squashfs superblock and stat of a layer blob; IMAGE_INVALID naming the layer when malformed. */
+export async function readBlobFacts(layer: PlannedLayer): Promise<BlobFacts> {
+  const subject = `layer ${layer.digest}`;
+  let fh;
+  try {
+    fh = await open(layer.blob, 'r');
+  } catch (e) {
+    throw new MosError({ code: 'OCI_BLOB_UNKNOWN', subject, message: `cannot open blob ${layer.blob}: ${describeSystemError(e)}`, cause: e });
+  }
+  try {
+    const st = await fh.stat({ bigint: false });
+    const head = Buffer.alloc(SQUASHFS_SUPERBLOCK_SIZE);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const hashOffset = verityHashOffset(parseSquashfsSuperblock(head.subarray(0, bytesRead), subject));
+    if (hashOffset > st.size) {
+      throw new MosError({ code: 'IMAGE_INVALID', subject, message: `blob is ${st.size} bytes but its squashfs claims ${hashOffset}: truncated` });
+    }
+    return { size: st.size, hashOffset, hasVerityData: hashOffset < st.size, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+  } finally {
+    await fh.close();
+  }
+}
+
+interface Marker {
+  readonly digest: string;
+  readonly rootHash: string | null;
+  readonly blob: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+function markerOf(layer: PlannedLayer, f: BlobFacts): Marker {
+  return { digest: layer.digest, rootHash: layer.rootHash ?? null, blob: layer.blob, dev: f.dev, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, ctimeMs: f.ctimeMs };
+}
+
+/** Path of the verified-marker of a layer digest. */
+export function markerPath(verifiedDir: string, layer: PlannedLayer): string {
+  return join(verifiedDir, splitDigest(layer.digest).hex);
+}
+
+/** Blob paths recorded by verified markers: the blobs whose loop devices cleanup may consider ours. */
+export async function readMarkerBlobs(verifiedDir: string, names: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const n of names) {
+    try {
+      const m = JSON.parse(await readFile(join(verifiedDir, n), 'utf8')) as Partial<Marker>;
+      if (typeof m.blob === 'string') out.add(m.blob);
+    } catch {
+      // a torn or foreign file is no evidence of anything
+    }
+  }
+  return out;
+}
+
+/**
+ * Checks a layer blob before its first mount, unless a marker says this exact file (digest, root hash,
+ * device, inode, size, mtime, ctime) already passed. With a root hash: `veritysetup verify` of the
+ * Merkle tree (ATOMFS_VERITY_MISMATCH on failure); without: the blob's sha256 against its digest
+ * (OCI_BLOB_CORRUPT). Verity data without a root hash, or a root hash without data: ATOMFS_VERITY_MISSING.
+ * Returns whether the check ran (false: the marker was current).
+ */
+export async function verifyLayer(
+  layer: PlannedLayer,
+  facts: BlobFacts,
+  opts: { verifiedDir: string; log: Logger; signal?: AbortSignal },
+): Promise<boolean> {
+  const subject = `layer ${layer.digest}`;
+  if (layer.rootHash !== undefined && !facts.hasVerityData) {
+    throw new MosError({ code: 'ATOMFS_VERITY_MISSING', subject, message: 'descriptor carries a verity root hash but the blob has no verity data', hint: 'the blob or the manifest is wrong; re-pull the image' });
+  }
+  if (layer.rootHash === undefined && facts.hasVerityData) {
+    throw new MosError({ code: 'ATOMFS_VERITY_MISSING', subject, message: 'blob carries verity data but its descriptor has no root hash annotation', hint: 'rebuild or re-publish the image with the root hash annotation' });
+  }
+  const path = markerPath(opts.verifiedDir, layer);
+  const want = JSON.stringify(markerOf(layer, facts));
+  try {
+    if ((await readFile(path, 'utf8')) === want) return false;
+  } catch {
+    // no marker yet
+  }
+  if (layer.rootHash !== undefined) {
+    opts.log.debug('verifying verity tree', { layer: layer.digest });
+    try {
+      await exec(['veritysetup', 'verify', layer.blob, layer.blob, layer.rootHash, `--hash-offset=${facts.hashOffset}`], { signal: opts.signal });
+    } catch (e) {
+      if (!isMosError(e, 'HOST_EXEC_FAILED')) throw e;
+      throw new MosError({
+        code: 'ATOMFS_VERITY_MISMATCH',
+        subject,
+        message: `verity check failed: the blob does not match its root hash ${layer.rootHash}`,
+        hint: 'the stored blob is corrupt or was tampered with; remove it and pull the image again',
+        cause: e,
+      });
+    }
+  } else {
+    opts.log.debug('verifying blob digest (no verity data)', { layer: layer.digest });
+    const { algorithm, hex } = splitDigest(layer.digest);
+    const hash = createHash(algorithm);
+    for await (const chunk of createReadStream(layer.blob, { signal: opts.signal })) hash.update(chunk as Buffer);
+    if (hash.digest('hex') !== hex) {
+      throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'remove it and pull the image again' });
+    }
+  }
+  await ensureDir(opts.verifiedDir);
+  await writeFileAtomic(path, want);
+  return true;
+}

@@ -1,0 +1,93 @@
+import { readFile, stat } from 'node:fs/promises';
+import { MosError, isMosError } from '../base/errors.js';
+import { exec } from './exec.js';
+
+/** Common options of the mount helpers. */
+export interface MountCallOptions {
+  readonly signal?: AbortSignal;
+}
+
+// mount(8) and umount(8) failures become HOST_MOUNT_FAILED naming the target, with exec's stderr tail.
+async function run(argv: string[], target: string, what: string, opts: MountCallOptions): Promise<void> {
+  try {
+    await exec(argv, { signal: opts.signal, timeoutMs: 60_000 });
+  } catch (e) {
+    if (isMosError(e, 'HOST_TOOL_MISSING')) throw e;
+    throw new MosError({
+      code: 'HOST_MOUNT_FAILED',
+      subject: target,
+      message: `${what} failed: ${e instanceof Error ? e.message : String(e)}`,
+      cause: e,
+    });
+  }
+}
+
+/**
+ * Mounts a squashfs image read-only. With `loop`, mount(8) attaches an autoclear loop device limited to
+ * `sizeLimit` bytes (the squashfs part of a blob with appended verity data) that the kernel frees at
+ * unmount; otherwise `source` is a block device. Needs root.
+ */
+export async function mountSquashfs(
+  opts: MountCallOptions & { source: string; target: string; loop: boolean; sizeLimit?: number },
+): Promise<void> {
+  const o = ['ro'];
+  if (opts.loop) o.push('loop');
+  if (opts.loop && opts.sizeLimit !== undefined) o.push(`sizelimit=${opts.sizeLimit}`);
+  await run(['mount', '-t', 'squashfs', '-o', o.join(','), opts.source, opts.target], opts.target, 'squashfs mount', opts);
+}
+
+/** Mounts a squashfs image through FUSE (`squashfuse_ll`, else `squashfuse`); works without loop devices. */
+export async function mountSquashfuse(opts: MountCallOptions & { source: string; target: string }): Promise<void> {
+  try {
+    await run(['squashfuse_ll', opts.source, opts.target], opts.target, 'squashfuse mount', opts);
+  } catch (e) {
+    if (!isMosError(e, 'HOST_TOOL_MISSING')) throw e;
+    await run(['squashfuse', opts.source, opts.target], opts.target, 'squashfuse mount', opts);
+  }
+}
+
+/** Mounts an overlay at `target` with a complete option string (the caller checks its length). */
+export async function mountOverlay(opts: MountCallOptions & { target: string; options: string }): Promise<void> {
+  await run(['mount', '-t', 'overlay', 'overlay', '-o', opts.options, opts.target], opts.target, 'overlay mount', opts);
+}
+
+/** Unmounts `target` (one mount: the topmost). Throws HOST_MOUNT_FAILED, e.g. when it is busy. */
+export async function unmount(target: string, opts: MountCallOptions = {}): Promise<void> {
+  await run(['umount', target], target, 'unmount', opts);
+}
+
+/** Opens a dm-verity device `name` over a blob with appended hash data (`veritysetup open`). */
+export async function openVerityDevice(
+  opts: MountCallOptions & { blob: string; name: string; rootHash: string; hashOffset: number },
+): Promise<string> {
+  const argv = ['veritysetup', 'open', opts.blob, opts.name, opts.blob, opts.rootHash, `--hash-offset=${opts.hashOffset}`];
+  await run(argv, opts.blob, 'dm-verity open', opts);
+  return `/dev/mapper/${opts.name}`;
+}
+
+/** Closes a dm-verity device opened by {@link openVerityDevice}. */
+export async function closeVerityDevice(name: string, opts: MountCallOptions = {}): Promise<void> {
+  await run(['veritysetup', 'close', name], name, 'dm-verity close', opts);
+}
+
+/** True when this process is root in the initial user namespace (uid_map `0 0 4294967295`), as atomfs asks. */
+export async function isHostRoot(): Promise<boolean> {
+  if (process.geteuid?.() !== 0) return false;
+  try {
+    const map = (await readFile('/proc/self/uid_map', 'utf8')).trim().split(/\s+/);
+    return map.join(' ') === '0 0 4294967295';
+  } catch {
+    return false;
+  }
+}
+
+/** True when the kernel offers device-mapper (a real /dev/mapper/control and a registered misc device). */
+export async function hasDeviceMapper(): Promise<boolean> {
+  try {
+    if (!(await stat('/dev/mapper/control')).isCharacterDevice()) return false;
+    // `veritysetup open` leaves a control node behind even where dm_mod is missing: ask the kernel too.
+    return /\bdevice-mapper\b/.test(await readFile('/proc/misc', 'utf8'));
+  } catch {
+    return false;
+  }
+}
