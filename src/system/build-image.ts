@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { MosError, describeSystemError, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
 import {
   OCI_CONFIG, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD,
-  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES,
+  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES, hostPlatform, selectPlatform,
   type ContentSource, type ContentTarget, type Descriptor,
 } from '../oci/index.js';
 import {
@@ -186,9 +186,9 @@ async function readImage(source: ImageSource, what: 'base' | 'from'): Promise<Re
   let doc = parseJson(await source.src.fetchBytes(desc), subject);
   if (desc.mediaType === OCI_INDEX || desc.mediaType === DOCKER_MANIFEST_LIST) {
     const list = Array.isArray(doc['manifests']) ? (doc['manifests'] as Descriptor[]) : [];
-    const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
-    const pick = list.length === 1 ? list[0] : list.find((m) => m.platform?.os === 'linux' && m.platform.architecture === arch);
-    if (!pick) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image index has no linux/${arch} image` });
+    const host = hostPlatform();
+    const pick = list.length === 1 ? list[0] : selectPlatform(list, host);
+    if (!pick) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image index has no ${host.os}/${host.architecture} image` });
     desc = pick;
     doc = parseJson(await source.src.fetchBytes(desc), subject);
   }
@@ -215,8 +215,7 @@ function parseJson(bytes: Uint8Array, subject: string): Record<string, unknown> 
 }
 
 function defaultConfig(created: string): Record<string, unknown> {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch];
-  return { created, architecture: arch ?? process.arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  return { created, architecture: hostPlatform().architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 
 function diffIdsOf(config: Record<string, unknown> | undefined): string[] {
