@@ -6,4 +6,4 @@ export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
-export { childrenOf, isManifestType, isIndexType, hostPlatform, selectPlatform } from './graph.js';
+export { childrenOf, isIndexType } from './graph.js';
