@@ -1,2 +1,4 @@
 // Public surface of src/system: one operation per file. Each area appends its exports below.
 export { buildImage, convertImage, type BuildImageOptions, type ConvertImageOptions, type BuildImageResult, type BuiltLayer, type ImageConfigOverrides, type ImageSource } from './build-image.js';
+export { status, loadSystem, summarize, type StatusOptions, type StatusResult, type StatusTarget, type LoadedSystem, type LoadedTarget, type InstallVerifier, type InstallFiles } from './status.js';
+export { history, type HistoryEntry, type HistoryOptions } from './history.js';
