@@ -1,7 +1,77 @@
 import type { Command } from 'commander';
+import { history, status, type HistoryEntry, type StatusResult } from '../../src/system/index.js';
+import { action } from '../common.js';
 
-/** Adds this area's mosctl subcommands. */
-export function registerMosctl(_program: Command): void {}
+/** Adds this area's mosctl subcommands: `status`, `history`. */
+export function registerMosctl(program: Command): void {
+  program
+    .command('status')
+    .description('show the current generation, its product and targets')
+    .option('--generation <ref>', 'show another generation: number or commit id')
+    .action(
+      action(async (ctx, o: { generation?: string }) => {
+        const ref = o.generation === undefined ? undefined : /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation;
+        const result = await status({ root: ctx.globals.root, ...(ref !== undefined ? { ref } : {}) });
+        return { result, text: statusText(result) };
+      }),
+    );
+  program
+    .command('history')
+    .description('list the generations of the system, oldest first')
+    .action(
+      action(async (ctx) => {
+        const result = await history({ root: ctx.globals.root });
+        return { result, text: historyText(result) };
+      }),
+    );
+}
 
 /** Adds this area's mosb subcommands. */
 export function registerMosb(_program: Command): void {}
+
+function statusText(s: StatusResult): string {
+  const g = s.generation;
+  const out = [
+    `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
+    `product    ${s.product}`,
+    `update     ${s.update_type || 'partial'}`,
+    '',
+    table(
+      ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK'],
+      s.targets.map((t) => [t.name, t.service_type, t.version, short(t.digest), String(t.size), t.nsgroup || '-', t.network]),
+    ),
+  ];
+  if (s.storage.length > 0) {
+    out.push('', table(['STORAGE', 'SIZE(MiB)', 'PERSISTENT', 'NSGROUP'], s.storage.map((v) => [v.label, String(v.size), v.persistent ? 'yes' : 'no', v.nsgroup || '-'])));
+  }
+  return out.join('\n');
+}
+
+function historyText(h: readonly HistoryEntry[]): string {
+  return table(
+    ['GEN', 'COMMIT', 'TIME', 'MESSAGE', 'TARGETS'],
+    h.map((e) => [
+      `${e.number}${e.current ? '*' : ''}`,
+      e.oid.slice(0, 12),
+      when(e.time),
+      e.message,
+      e.problem !== undefined ? `(unreadable: ${e.problem})` : e.targets.map((t) => `${t.name}@${short(t.digest)}`).join(' '),
+    ]),
+  );
+}
+
+function when(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function short(digest: string): string {
+  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]*$/, '$1');
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  // Messages and names come from the repository: keep each cell on one line.
+  const clean = rows.map((r) => r.map((c) => c.replace(/[\0-\x1f\x7f]/g, ' ')));
+  const widths = head.map((h, i) => Math.max(h.length, ...clean.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...clean.map(line)].join('\n');
+}
