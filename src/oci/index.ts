@@ -7,3 +7,12 @@ export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from 
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
 export { childrenOf, isIndexType } from './graph.js';
+// registry half (references + distribution-spec client)
+export { parseReference, formatReference, DOCKER_HUB } from './reference.js';
+export { openRepository, RegistryRepository, type RepositoryStats, type FetchedManifest } from './registry/repository.js';
+export type { RegistryOptions } from './registry/options.js';
+export type { Credentials } from './registry/credentials.js';
+export type { PushBlobOptions } from './registry/upload.js';
+export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
+export { resolvePlatform, formatPlatform } from './registry/platform.js';
+export { parseChallenges, type Challenge } from './registry/headers.js';

@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { MosError, describeSystemError } from '../../base/index.js';
+import type { ResolvedOptions } from './options.js';
+
+/** undici's own fetch: the Agent below is guaranteed to fit it (Node's bundled undici may differ). */
+export const defaultFetch = undiciFetch as unknown as typeof fetch;
+
+/** The Debian/Ubuntu system bundle, trusted with `caFiles` (Node's default store is Mozilla's). */
+const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+// One Agent per CA set and timeout pair, shared by every repository (connection reuse).
+const agents = new Map<string, Promise<Dispatcher>>();
+
+/**
+ * The undici dispatcher for these options: an Agent trusting the system CAs plus `caFiles`, with
+ * undici's own header/body timeouts set just past ours as a backstop. Undefined when an injected
+ * `fetch` needs no extra CAs. Throws HOST_IO for an unreadable CA file, INPUT_INVALID for a non-PEM one.
+ */
+export function dispatcherFor(opts: ResolvedOptions): Promise<Dispatcher | undefined> {
+  if (opts.fetch && opts.caFiles.length === 0) return Promise.resolve(undefined);
+  const key = [opts.requestTimeoutMs, opts.stallTimeoutMs, ...opts.caFiles].join('\0');
+  let p = agents.get(key);
+  if (!p) {
+    p = makeAgent(opts);
+    agents.set(key, p);
+    p.catch(() => agents.delete(key));
+  }
+  return p;
+}
+
+async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
+  const timeouts = { headersTimeout: opts.requestTimeoutMs + 1000, bodyTimeout: opts.stallTimeoutMs + 1000 };
+  if (opts.caFiles.length === 0) return new Agent(timeouts);
+  const ca: string[] = [...rootCertificates];
+  const system = await readFile(SYSTEM_BUNDLE, 'utf8').catch(() => undefined);
+  if (system) ca.push(system);
+  for (const file of opts.caFiles) {
+    let pem: string;
+    try {
+      pem = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new MosError({ code: 'HOST_IO', subject: file, message: `cannot read registry CA file: ${describeSystemError(e)}`, cause: e });
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new MosError({ code: 'INPUT_INVALID', subject: file, message: 'registry CA file holds no PEM certificate', hint: 'pass a PEM file with one or more CERTIFICATE blocks' });
+    }
+    ca.push(pem);
+  }
+  return new Agent({ ...timeouts, connect: { ca } });
+}
