@@ -36,7 +36,7 @@ export async function ensureSubordinateIds(ranges: readonly Range[], opts: SubId
   return editSubIds(opts, (text, user, file) => {
     const added: string[] = [];
     for (const r of ranges) {
-      if (subIdCovered(text + added.join('\n'), user, r)) continue;
+      if (subIdCovered([text, ...added].join('\n'), user, r)) continue;
       added.push(`${user}:${r.hostid}:${r.range}`);
     }
     return { text: added.length === 0 ? text : text + (text === '' || text.endsWith('\n') ? '' : '\n') + added.map((l) => l + '\n').join(''), changes: added.map((l) => `${file}: ${l}`) };
