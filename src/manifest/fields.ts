@@ -53,7 +53,7 @@ export function readNetwork(r: FieldReader, v: unknown, path: string, strict: bo
     ok = false;
   }
   // People who write addresses or ports for host/none expect them to apply; mos silently ignores them.
-  if (strict && type !== 'simple' && (ipv4 !== '' || ipv6 !== '' || (rawPorts?.length ?? 0) > 0)) {
+  if (strict && (type === 'host' || type === 'none') && (ipv4 !== '' || ipv6 !== '' || (rawPorts?.length ?? 0) > 0)) {
     r.fail(path, `addresses and ports only apply to network type "simple", not ${describe(type)}`);
     ok = false;
   }

@@ -65,18 +65,18 @@ function stringMap(r: FieldReader, v: unknown, path: string): Record<string, str
 
 /**
  * manifest.json bytes: mos's field names in mos's order, two-space indented, trailing newline.
- * Absent maps are written as `{}` (Go mos panics writing into a null map after its own updates).
+ * Null lists stay null (Go reads both); absent maps are written as `{}` (Go mos panics writing into a null map after its own updates).
  */
 export function serializeSysManifest(m: SysManifest): Uint8Array {
   const doc = {
-    uidmaps: (m.uidmaps ?? []).map((u) => ({ 'idmap-name': u['idmap-name'], hostid: u.hostid })),
-    targets: (m.targets ?? []).map((t) => ({
+    uidmaps: m.uidmaps === null ? null : m.uidmaps.map((u) => ({ 'idmap-name': u['idmap-name'], hostid: u.hostid })),
+    targets: m.targets === null ? null : m.targets.map((t) => ({
       name: t.name,
       source: t.source,
       ...(t.OCIManifest !== undefined ? { OCIManifest: t.OCIManifest } : {}),
       ...(t.OCIConfig !== undefined ? { OCIConfig: t.OCIConfig } : {}),
     })),
-    storage: (m.storage ?? []).map((s) => ({ label: s.label, persistent: s.persistent, nsgroup: s.nsgroup, size: s.size })),
+    storage: m.storage === null ? null : m.storage.map((s) => ({ label: s.label, persistent: s.persistent, nsgroup: s.nsgroup, size: s.size })),
     DefaultNic: m.DefaultNic ?? '',
     UsedPorts: m.UsedPorts ?? {},
     IpAddrs: m.IpAddrs ?? {},
