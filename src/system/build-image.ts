@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { MosError, describeSystemError, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
 import {
   OCI_CONFIG, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD,
-  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES, hostPlatform, selectPlatform,
+  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES,
   type ContentSource, type ContentTarget, type Descriptor,
 } from '../oci/index.js';
 import {
@@ -186,9 +186,9 @@ async function readImage(source: ImageSource, what: 'base' | 'from'): Promise<Re
   let doc = parseJson(await source.src.fetchBytes(desc), subject);
   if (desc.mediaType === OCI_INDEX || desc.mediaType === DOCKER_MANIFEST_LIST) {
     const list = Array.isArray(doc['manifests']) ? (doc['manifests'] as Descriptor[]) : [];
-    const host = hostPlatform();
-    const pick = list.length === 1 ? list[0] : selectPlatform(list, host);
-    if (!pick) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image index has no ${host.os}/${host.architecture} image` });
+    const arch = hostArchitecture();
+    const pick = list.length === 1 ? list[0] : list.find((m) => m.platform?.os === 'linux' && m.platform.architecture === arch);
+    if (!pick) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image index has no linux/${arch} image` });
     desc = pick;
     doc = parseJson(await source.src.fetchBytes(desc), subject);
   }
@@ -214,8 +214,14 @@ function parseJson(bytes: Uint8Array, subject: string): Record<string, unknown> 
   throw new MosError({ code: 'IMAGE_INVALID', subject, message: 'not a JSON object' });
 }
 
+// GOARCH names, as image configs and indexes use them.
+function hostArchitecture(): string {
+  const goarch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return goarch[process.arch] ?? process.arch;
+}
+
 function defaultConfig(created: string): Record<string, unknown> {
-  return { created, architecture: hostPlatform().architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  return { created, architecture: hostArchitecture(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 
 function diffIdsOf(config: Record<string, unknown> | undefined): string[] {
