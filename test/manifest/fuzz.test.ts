@@ -1,0 +1,88 @@
+import { t } from 'tap';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MosError } from '../../src/base/index.js';
+import { checkImportFile, checkInstallFile, checkManifestFile, parseSysManifest, serializeInstallFile, type InstallFile } from '../../src/manifest/index.js';
+
+// Deterministic PRNG (mulberry32) so a failing case can be reproduced from the printed seed.
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
+const CASES = Number(process.env.FUZZ_CASES ?? 12_000);
+const rand = rng(seed);
+const int = (n: number) => Math.floor(rand() * n);
+const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+
+const dir = fileURLToPath(new URL('../../manifests/', import.meta.url));
+const yamlSeeds = readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(dir + f, 'utf8'));
+const install: InstallFile = {
+  version: 1,
+  product: 'p',
+  storage: [{ label: 'data', persistent: true, nsgroup: 'c1', size: 5 }],
+  targets: [
+    { service_name: 'hostfs', version: '1', service_type: 'hostfs', network: { type: 'host', ipv4: '', ipv6: '', ports: null }, nsgroup: '', digest: `sha256:${'a'.repeat(64)}`, storage: null, size: 9 },
+    { service_name: 'web', version: '2', service_type: 'container', network: { type: 'simple', ipv4: '10.0.3.2/24', ipv6: '', ports: [{ host: 80, container: 80 }] }, nsgroup: 'c1', digest: `sha256:${'b'.repeat(64)}`, storage: [{ dest: '/d', label: 'data' }], size: 9 },
+  ],
+  update_type: 'complete',
+};
+const jsonSeeds = [new TextDecoder().decode(serializeInstallFile(install)), `{"uidmaps":[{"idmap-name":"c1","hostid":1}],"targets":[{"name":"a","source":"${'c'.repeat(64)}.json"}],"storage":null,"UsedPorts":{},"IpAddrs":{}}`];
+
+const TOKENS = ['\n', ' ', ':', '- ', '[', ']', '{', '}', ',', '"', "'", '&a ', '*a', '!!str ', '!!binary ', '? ', '|', '>', '#', '---', '...', '~', 'null', 'true', '0x1F', '1e9', '-1', '65536', '70000', '__proto__', 'constructor', 'targets', 'storage', 'network', 'ports', 'version', '\u2028', '\ufeff', '\0', '\t', '%YAML 1.2\n', '<<: *a', '9'.repeat(30)];
+
+function mutate(s: string): string {
+  let out = s;
+  const n = 1 + int(4);
+  for (let i = 0; i < n; i++) {
+    const at = int(out.length + 1);
+    switch (int(5)) {
+      case 0: out = out.slice(0, at) + out.slice(at + 1 + int(8)); break; // delete
+      case 1: out = out.slice(0, at) + pick(TOKENS) + out.slice(at); break; // insert token
+      case 2: out = out.slice(0, at) + String.fromCharCode(int(128)) + out.slice(at + 1); break; // flip a char
+      case 3: { const b = int(out.length); out = out.slice(0, at) + out.slice(b, b + int(40)) + out.slice(at); break; } // duplicate a span
+      default: out = out.slice(0, at); // truncate
+    }
+  }
+  return out;
+}
+
+function randomDoc(depth = 0): string {
+  if (depth > 4 || rand() < 0.3) return pick(TOKENS);
+  const parts = Array.from({ length: int(5) }, () => `${pick(TOKENS)}: ${randomDoc(depth + 1)}`);
+  return rand() < 0.5 ? `{${parts.join(', ')}}` : parts.join('\n' + ' '.repeat(depth * 2));
+}
+
+t.test(`fuzz manifests (seed ${seed}, ${CASES} cases): only MosErrors, never another exception`, async (t) => {
+  let problems = 0;
+  let clean = 0;
+  const failures: string[] = [];
+  for (let i = 0; i < CASES && failures.length < 5; i++) {
+    const kind = int(4);
+    const text = kind === 0 ? randomDoc() : kind === 1 ? mutate(pick(jsonSeeds)) : mutate(pick(yamlSeeds));
+    const bytes = rand() < 0.1 ? Uint8Array.from(Buffer.from(text), (b) => (rand() < 0.01 ? int(256) : b)) : new TextEncoder().encode(text);
+    try {
+      for (const r of [checkImportFile(text, 'f'), checkInstallFile(bytes, 'f'), checkManifestFile(bytes, 'f')]) {
+        for (const p of r.problems) if (!(p instanceof MosError) || !p.subject?.startsWith('f')) throw new Error(`bad problem ${String(p)}`);
+        if (r.problems.length) problems++;
+        else clean++;
+      }
+      try {
+        parseSysManifest(bytes, 'f');
+      } catch (e) {
+        if (!(e instanceof MosError)) throw e;
+      }
+    } catch (e) {
+      failures.push(`case ${i}: ${JSON.stringify(text).slice(0, 300)}: ${e instanceof Error ? e.stack : String(e)}`);
+    }
+  }
+  t.same(failures, [], `seed ${seed}`);
+  t.ok(problems > 0 && clean > 0, `both outcomes seen (${problems} with problems, ${clean} clean)`);
+});
