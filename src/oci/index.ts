@@ -6,7 +6,7 @@ export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
-export { childrenOf, isIndexType } from './graph.js';
+export { childrenOf, isIndexType, isManifestType, hostPlatform, selectPlatform } from './graph.js';
 // registry half (references + distribution-spec client)
 export { parseReference, formatReference, DOCKER_HUB } from './reference.js';
 export { openRepository, RegistryRepository, type RepositoryStats, type FetchedManifest } from './registry/repository.js';
