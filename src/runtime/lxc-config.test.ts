@@ -149,3 +149,15 @@ t.test('resolveUser follows Docker rules', async (t) => {
   t.throws(() => resolveUser('app:ghosts', passwd, group, 'web: user'), { code: 'INPUT_INVALID' });
   t.throws(() => resolveUser('a:b:c', passwd, group, 'web: user'), { code: 'INPUT_INVALID' });
 });
+
+t.test('lxc/example.conf is what the renderer produces (the documented example cannot rot)', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const example = readFileSync(new URL('../../lxc/example.conf', import.meta.url), 'utf8');
+  const spec: ContainerSpec = {
+    name: 'web', rootfs: '/scratch-writes/roots/web', command: ['/bin/httpd', '-f', '-h', '/srv/www', '-p', '80'], env: ['PATH=/bin:/sbin'],
+    user: '1000:1000', home: '/home/app', workingDir: '/srv', idmap: { hostid: 100000, range: 65536 },
+    network: { type: 'simple', ipv4: '10.0.3.10/24', ipv4Gateway: '10.0.3.1', ports: [{ host: 8080, container: 80 }] },
+    mounts: [{ source: '/storage/www', dest: '/srv/www', kind: 'dir' }], logFile: '/var/log/lxc/web.log',
+  };
+  t.equal(renderLxcConfig(spec), example);
+});

@@ -1,4 +1,4 @@
-import { t } from 'tap';
+import { t, type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ const tag = `rt${process.pid}`;
 const HOSTID = 65536 * 21;
 const RANGE = 65536;
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], name: string) {
+function setup(t: Test, name: string) {
   const dir = t.testdir({});
   const rootfs = buildBusyboxRootfs(join(dir, 'rootfs'));
   const lxcPath = join(dir, 'lxc');
