@@ -4,3 +4,4 @@ export { verifyInstallSignature, type VerifyInstallSignatureOptions, type Signer
 export { signBytes } from './sign.js';
 export { certificateToPem } from './pem.js';
 export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
+export { verifySigstoreBundle, type VerifySigstoreBundleOptions } from './bundle.js';

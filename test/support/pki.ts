@@ -211,3 +211,60 @@ export async function opensslSign(key: string, kind: KeyKind, file: string, out:
 export function daysFromNow(days: number): Date {
   return new Date(Date.now() + days * DAY);
 }
+
+/** A private RFC 3161 TSA minted with openssl (EC P-256 root and signer, critical timeStamping EKU). */
+export interface Tsa {
+  readonly dir: string;
+  /** TSA signing cert then its root: what `tsaAnchors` takes. */
+  readonly chainPem: string;
+  /** Timestamps `file`'s bytes (`openssl ts -query -sha256 -cert` then `-reply`); returns the whole TimeStampResp DER. */
+  stamp(file: string): Promise<Buffer>;
+}
+
+/** Mints a TSA in a temp dir removed in teardown. */
+export async function mintTsa(t: Test): Promise<Tsa> {
+  const pki = await mintPki(t, {
+    caKey: 'ec256',
+    leafKey: 'ec256',
+    caCn: 'mosctl test TSA root',
+    leafCn: 'mosctl test TSA',
+    keySalt: 'tsa',
+    leafExt: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=critical,timeStamping', 'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid'],
+  });
+  const dir = pki.dir;
+  const chainPem = join(dir, 'tsa-chain.pem');
+  await writeFile(chainPem, (await readFile(pki.leafCert, 'utf8')) + (await readFile(pki.caCert, 'utf8')));
+  await writeFile(join(dir, 'tsaserial'), '01\n');
+  const cnf = join(dir, 'tsa.cnf');
+  await writeFile(
+    cnf,
+    [
+      '[tsa]',
+      'default_tsa = mini',
+      '[mini]',
+      `serial = ${dir}/tsaserial`,
+      `signer_cert = ${pki.leafCert}`,
+      `certs = ${pki.caCert}`,
+      `signer_key = ${pki.leafKey}`,
+      'signer_digest = sha256',
+      'default_policy = 1.3.6.1.4.1.55555.9',
+      'digests = sha256, sha384, sha512',
+      'accuracy = secs:1',
+      'ess_cert_id_alg = sha256',
+      '',
+    ].join('\n'),
+  );
+  let n = 0;
+  return {
+    dir,
+    chainPem,
+    stamp: async (file) => {
+      n += 1;
+      const tsq = join(dir, `req${n}.tsq`);
+      const tsr = join(dir, `resp${n}.tsr`);
+      await openssl(['ts', '-query', '-data', file, '-sha256', '-cert', '-out', tsq]);
+      await openssl(['ts', '-reply', '-config', cnf, '-queryfile', tsq, '-out', tsr]);
+      return readFile(tsr);
+    },
+  };
+}
