@@ -2,3 +2,6 @@
 export { buildImage, convertImage, type BuildImageOptions, type ConvertImageOptions, type BuildImageResult, type BuiltLayer, type ImageConfigOverrides, type ImageSource } from './build-image.js';
 export { status, loadSystem, summarize, type StatusOptions, type StatusResult, type StatusTarget, type LoadedSystem, type LoadedTarget, type InstallVerifier, type InstallFiles } from './status.js';
 export { history, type HistoryEntry, type HistoryOptions } from './history.js';
+export { copyImage, inspectImage, openReference, type CopyImageOptions, type CopyImageResult, type InspectImageOptions, type InspectImageResult, type OpenedReference, type RegistryAccess } from './copy.js';
+export { systemGc, storeDir, type SystemGcOptions, type SystemGcResult } from './gc.js';
+export { systemFsck, type SystemFsckOptions, type SystemFsckResult } from './fsck.js';
