@@ -18,6 +18,8 @@ export interface Registry {
   readonly caFile?: string;
   /** The htpasswd user, when started with `basic`. */
   readonly user?: { readonly username: string; readonly password: string };
+  /** For `token`: what the token server was asked. */
+  readonly tokenRequests?: TokenServer['requests'];
 }
 
 export type RegistryAuth = 'none' | 'basic' | 'token';
@@ -85,6 +87,7 @@ export async function startRegistry(t: Test, opts: StartRegistryOptions = {}): P
     'health: { storagedriver: { enabled: false } }',
   ];
   let user: Registry['user'];
+  let tokenRequests: TokenServer['requests'] | undefined;
   if (auth === 'basic') {
     user = { username: 'mosuser', password: 's3cret' };
     const r = spawnSync('htpasswd', ['-Bbn', user.username, user.password]);
@@ -93,6 +96,7 @@ export async function startRegistry(t: Test, opts: StartRegistryOptions = {}): P
     lines.push(`auth: { htpasswd: { realm: mosctl-test, path: ${join(dir, 'htpasswd')} } }`);
   } else if (auth === 'token') {
     const token = await startTokenServer(t, dir, opts.grant);
+    tokenRequests = token.requests;
     lines.push(`auth: { token: { realm: "${token.realm}", service: mosctl-registry, issuer: mosctl-test-issuer, rootcertbundle: ${token.certFile} } }`);
   }
   let caFile: string | undefined;
@@ -119,7 +123,7 @@ export async function startRegistry(t: Test, opts: StartRegistryOptions = {}): P
   } catch (e) {
     throw new Error(`docker-registry did not start: ${(e as Error).message}\n${stderr}`);
   }
-  return { host: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, ...(caFile ? { caFile } : {}), ...(user ? { user } : {}) };
+  return { host: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, ...(caFile ? { caFile } : {}), ...(user ? { user } : {}), ...(tokenRequests ? { tokenRequests } : {}) };
 }
 
 /** A token server for distribution's `auth.token`: ES256 JWTs whose x5c is a fresh self-signed cert. */
