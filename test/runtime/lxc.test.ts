@@ -1,9 +1,9 @@
 import { t, type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs } from '../support/env.js';
-import { buildBusyboxRootfs, teardownContainer, allowIdRange, procUids, childPids, createTestBridge } from '../support/lxc.js';
+import { buildBusyboxRootfs, lxcSandbox, allowIdRange, procUids, childPids, createTestBridge } from '../support/lxc.js';
 import {
   renderLxcConfig, resolveSpecUser, startContainer, stopContainer, containerState, shiftOwnership, prepareVolumes,
   volumeMounts, probeHostFeatures, idmappedMountSupported, applyPortForwards, removePortForwards, portForwardTag,
@@ -17,10 +17,10 @@ const HOSTID = 65536 * 21;
 const RANGE = 65536;
 
 function setup(t: Test, name: string) {
-  const dir = t.testdir({});
+  const box = lxcSandbox(t);
+  box.track(name);
+  const { dir, lxcPath } = box;
   const rootfs = buildBusyboxRootfs(join(dir, 'rootfs'));
-  const lxcPath = join(dir, 'lxc');
-  mkdirSync(lxcPath);
   const base: ContainerSpec = { name, rootfs, command: ['/bin/sleep', '1000'], env: [], network: { type: 'none' }, mounts: [], logFile: join(dir, 'log', `${name}.log`) };
   return { dir, rootfs, lxcPath, base };
 }
@@ -32,7 +32,6 @@ function cmdline(pid: number): string[] {
 t.test('a container runs our exact argv under lxc-init, as the image user, with a volume; stops cleanly', { skip }, async (t) => {
   const name = `${tag}-a`;
   const { dir, lxcPath, base } = setup(t, name);
-  teardownContainer(t, { name, lxcPath });
   const storageDir = join(dir, 'storage');
   const items = [{ label: 'data', persistent: true }];
   await prepareVolumes({ storageDir, items, idmaps: [], boot: true });
@@ -77,7 +76,6 @@ t.test('a container runs our exact argv under lxc-init, as the image user, with 
 t.test('a command that exits at once is reported, not called RUNNING', { skip }, async (t) => {
   const name = `${tag}-x`;
   const { lxcPath, base } = setup(t, name);
-  teardownContainer(t, { name, lxcPath });
   const config = renderLxcConfig({ ...base, command: ['/no/such/binary'] });
   await t.rejects(startContainer({ name, lxcPath, config }), { code: 'RUNTIME_LXC_FAILED', subject: `container ${name}` });
 });
@@ -86,7 +84,6 @@ t.test('with an idmap the container root is hostid on the host (chown shift, and
   await allowIdRange(t, { hostid: HOSTID, range: RANGE });
   const name = `${tag}-u`;
   const { dir, rootfs, lxcPath, base } = setup(t, name);
-  teardownContainer(t, { name, lxcPath });
   const record = join(dir, 'shift.json');
   const shifted = await shiftOwnership({ dir: rootfs, hostid: HOSTID, range: RANGE, recordFile: record });
   t.ok(shifted.changed > 200, 'busybox tree shifted');
@@ -105,7 +102,6 @@ t.test('with an idmap the container root is hostid on the host (chown shift, and
   // The same image, unshifted, on a filesystem that allows idmapped mounts: LXC idmaps the rootfs instead.
   const name2 = `${tag}-m`;
   const s2 = setup(t, name2);
-  teardownContainer(t, { name: name2, lxcPath: s2.lxcPath });
   if (!(await idmappedMountSupported(s2.rootfs))) {
     t.comment('test dir filesystem has no idmapped mounts; chown shift covered above');
     return;
@@ -122,7 +118,6 @@ t.test('simple network: a missing bridge fails before anything starts; a real br
   const name = `${tag}-n`;
   const bridge = `brmt${process.pid % 100000}`;
   const { lxcPath, base } = setup(t, name);
-  teardownContainer(t, { name, lxcPath });
   const network = { type: 'simple' as const, bridge, ipv4: '10.213.77.2/24', ports: [{ host: 38080, container: 80 }] };
   const config = renderLxcConfig({ ...base, network });
   await t.rejects(startContainer({ name, lxcPath, config }), { code: 'RUNTIME_NETWORK', subject: `container ${name}: bridge ${bridge}`, message: `bridge ${bridge} does not exist` });

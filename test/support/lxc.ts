@@ -1,6 +1,7 @@
 import type { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSubordinateIds, removeContainer, removeSubordinateIds } from '../../src/runtime/index.js';
 
@@ -10,7 +11,7 @@ export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSy
 /**
  * Builds a minimal busybox rootfs under `dir` (created): `/bin/busybox` with its applets as symlinks,
  * /etc/passwd (root, app 1000:1001, nobody), /etc/group, and the empty dirs LXC mounts onto. Returns its path.
- * It lives inside a tap testdir, so tap removes it; nothing is ever mounted inside it by this helper.
+ * Put it in an `lxcSandbox` dir, so it outlives the containers that use it.
  */
 export function buildBusyboxRootfs(dir: string): string {
   for (const d of ['bin', 'sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'home/app', 'data']) mkdirSync(join(dir, d), { recursive: true });
@@ -24,13 +25,34 @@ export function buildBusyboxRootfs(dir: string): string {
   return dir;
 }
 
-/** Registers teardown of container `name`: stopped (killed if needed), config removed, cgroup dirs cleaned. */
-export function teardownContainer(t: Test, ref: { name: string; lxcPath: string }): void {
+/** A temp dir for LXC tests (`lxcPath` = `<dir>/lxc`) whose containers are stopped before the dir goes. */
+export interface LxcSandbox {
+  readonly dir: string;
+  readonly lxcPath: string;
+  /** Registers container `name` (in `lxcPath`) to be stopped, killed if needed, and its cgroups cleaned. */
+  track(name: string): void;
+}
+
+/**
+ * Creates the sandbox and registers ONE teardown that stops every tracked container and only then
+ * removes the dir (tap's `t.testdir` is removed BEFORE teardowns run, which would pull the config and
+ * rootfs from under a running container). The dir is not removed while anything is mounted under it.
+ */
+export function lxcSandbox(t: Test): LxcSandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'mosctl-lxc-'));
+  const names: string[] = [];
+  const lxcPath = join(dir, 'lxc');
   t.teardown(async () => {
-    await removeContainer({ ...ref, timeoutS: 2 }).catch(() => {
-      spawnSync('lxc-stop', ['-n', ref.name, '-P', ref.lxcPath, '-k'], { stdio: 'ignore' });
-    });
+    for (const name of names) {
+      await removeContainer({ name, lxcPath, timeoutS: 2 }).catch(() => {
+        spawnSync('lxc-stop', ['-n', name, '-P', lxcPath, '-k'], { stdio: 'ignore' });
+      });
+    }
+    const mounted = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4]?.startsWith(dir + '/'));
+    if (!mounted) rmSync(dir, { recursive: true, force: true });
   });
+  mkdirSync(lxcPath);
+  return { dir, lxcPath, track: (name) => void names.push(name) };
 }
 
 /**
