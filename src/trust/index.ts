@@ -5,3 +5,13 @@ export { signBytes } from './sign.js';
 export { certificateToPem } from './pem.js';
 export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
 export { verifySigstoreBundle, type VerifySigstoreBundleOptions } from './bundle.js';
+export {
+  createKeyset,
+  createProject,
+  projectPaths,
+  keysetPaths,
+  keysRoot,
+  parseProjectSpec,
+  type KeysetPaths,
+  type ProjectPaths,
+} from './keyset.js';

@@ -1,0 +1,79 @@
+// @peculiar/x509 resolves its ASN.1 classes through tsyringe, which needs a Reflect metadata polyfill
+// loaded first. This file is imported lazily (keyset creation only) so verification never loads either.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { randomBytes, webcrypto } from 'node:crypto';
+
+x509.cryptoProvider.set(webcrypto as never);
+
+type Key = webcrypto.CryptoKey;
+type KeyPair = webcrypto.CryptoKeyPair;
+
+/** RSA-3072 PKCS#1 v1.5 SHA-256: mos's key type (Go mos asserts an RSA signer key). */
+const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 3072 } as const;
+
+/** A key pair and certificate, as PEM. */
+export interface BuiltCert {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+function serial(): string {
+  const b = randomBytes(16);
+  b[0]! &= 0x7f; // positive INTEGER
+  return b.toString('hex');
+}
+
+async function pkcs8Pem(key: Key): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
+}
+
+async function newKeys(): Promise<KeyPair> {
+  return (await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify'])) as KeyPair;
+}
+
+/** A self-signed manifest CA: RSA-3072, CA:TRUE (critical), keyUsage keyCertSign+cRLSign (critical). */
+export async function buildCa(opts: { name: string; notBefore: Date; notAfter: Date }): Promise<BuiltCert> {
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: opts.name,
+    notBefore: opts.notBefore,
+    notAfter: opts.notAfter,
+    keys: keys as never,
+    signingAlgorithm: RSA_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+}
+
+/** A manifest signing cert issued by the CA: RSA-3072, CA:FALSE, digitalSignature, EKU codeSigning. */
+export async function buildLeaf(opts: { name: string; notBefore: Date; notAfter: Date; caCertPem: string; caKeyPem: string }): Promise<BuiltCert> {
+  const ca = new x509.X509Certificate(opts.caCertPem);
+  const caKeyDer = Buffer.from(opts.caKeyPem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+  const caKey = await webcrypto.subtle.importKey('pkcs8', caKeyDer, { name: RSA_ALG.name, hash: RSA_ALG.hash }, false, ['sign']);
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: opts.name,
+    issuer: ca.subject,
+    notBefore: opts.notBefore,
+    notAfter: opts.notAfter,
+    publicKey: keys.publicKey as never,
+    signingKey: caKey as never,
+    signingAlgorithm: RSA_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+      await x509.AuthorityKeyIdentifierExtension.create(ca),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+}
