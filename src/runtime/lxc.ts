@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { ensureDir, exec, exists, writeFileAtomic } from '../host/index.js';
@@ -43,6 +43,7 @@ export async function startContainer(opts: StartOptions): Promise<ContainerStatu
   if (before.state !== 'ABSENT' && before.state !== 'STOPPED') {
     throw new MosError({ code: 'ALREADY_EXISTS', subject: `container ${name}`, message: `is ${before.state}`, hint: 'stop it first (deactivate)' });
   }
+  await checkRootfsReachable(config, name);
   const dir = join(lxcPath, name);
   await ensureDir(dir, 0o755);
   await writeFileAtomic(join(dir, 'config'), config, { mode: 0o644 });
@@ -153,6 +154,20 @@ export function configValues(config: string, key: RegExp): string[] {
     if (key.test(line.slice(0, eq).trim())) out.push(line.slice(eq + 1).trim());
   }
   return out;
+}
+
+// With an idmap the container's root is an unprivileged host uid: every directory above the rootfs
+// must be searchable by "others", or LXC fails with an opaque "error in another process".
+async function checkRootfsReachable(config: string, name: string): Promise<void> {
+  const rootfs = configValues(config, /^lxc\.rootfs\.path$/)[0]?.replace(/^dir:/, '');
+  if (!rootfs || configValues(config, /^lxc\.idmap$/).length === 0) return;
+  for (let d = dirname(rootfs); ; d = dirname(d)) {
+    const st = await stat(d).catch(() => undefined);
+    if (st && (st.mode & 0o001) === 0) {
+      throw new MosError({ code: 'RUNTIME_LXC_FAILED', subject: `container ${name}`, message: `${d} is not searchable by others, so the idmapped container root cannot reach its rootfs`, hint: `chmod o+x ${d}` });
+    }
+    if (d === dirname(d)) return;
+  }
 }
 
 async function logTail(logFile: string | undefined): Promise<string> {

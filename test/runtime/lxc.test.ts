@@ -1,6 +1,6 @@
 import { t, type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs } from '../support/env.js';
 import { buildBusyboxRootfs, lxcSandbox, allowIdRange, procUids, childPids, createTestBridge } from '../support/lxc.js';
@@ -141,4 +141,13 @@ t.test('simple network: a missing bridge fails before anything starts; a real br
   t.equal(await removePortForwards({ name }), 0);
   await stopContainer({ name, lxcPath, timeoutS: 5 });
   t.equal(readdirSync(`/sys/class/net/${bridge}/brif`).length, 0, 'veth gone with the container');
+});
+
+t.test('an idmapped container whose rootfs sits under a private dir is refused with a clear error', { skip }, async (t) => {
+  const name = `${tag}-p`;
+  const { dir, lxcPath, base } = setup(t, name);
+  chmodSync(dir, 0o700);
+  t.teardown(() => chmodSync(dir, 0o755));
+  await t.rejects(startContainer({ name, lxcPath, config: renderLxcConfig({ ...base, idmap: { hostid: HOSTID, range: RANGE } }) }), { code: 'RUNTIME_LXC_FAILED', message: `${dir} is not searchable by others, so the idmapped container root cannot reach its rootfs` });
+  t.same(readdirSync(lxcPath), [], 'nothing written');
 });

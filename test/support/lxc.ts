@@ -40,6 +40,7 @@ export interface LxcSandbox {
  */
 export function lxcSandbox(t: Test): LxcSandbox {
   const dir = mkdtempSync(join(tmpdir(), 'mosctl-lxc-'));
+  chmodSync(dir, 0o755); // mkdtemp makes it 0700: an idmapped container root could not reach its rootfs
   const names: string[] = [];
   const lxcPath = join(dir, 'lxc');
   t.teardown(async () => {
