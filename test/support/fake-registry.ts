@@ -208,7 +208,8 @@ export async function startFakeRegistry(t: Test, opts: FakeOptions = {}): Promis
   const referrers = (res: ServerResponse, url: URL, digest: string) => {
     if (!opts.referrers) {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      return res.end('404 page not found\n');
+      res.end('404 page not found\n');
+      return;
     }
     const type = url.searchParams.get('artifactType');
     const filter = opts.applyFilter ?? true;
