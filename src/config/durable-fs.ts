@@ -9,18 +9,19 @@ type WriteOpts = string | { encoding?: BufferEncoding; mode?: number } | undefin
 /**
  * A node fs for isomorphic-git whose every file write is durable and atomic: written to a temp file in
  * `tmpDir` (same filesystem), fsync'd, renamed into place, directory fsync'd; new directories are
- * fsync'd into their parent. isomorphic-git itself writes objects and refs in place, so a crash could
+ * fsync'd into their parent. `sync: false` keeps the atomic rename but skips the fsyncs (for the worktree). isomorphic-git itself writes objects and refs in place, so a crash could
  * leave a truncated object that it would then never rewrite (it skips existing object files).
  */
-export function durableFs(tmpDir: string): PromiseFsClient & { promises: { writeFile(path: string, data: string | Uint8Array, opts?: WriteOpts): Promise<void> } } {
-  const writeFile = async (path: string, data: string | Uint8Array, opts?: WriteOpts): Promise<void> => {
-    const o = typeof opts === 'string' ? { encoding: opts as BufferEncoding } : (opts ?? {});
+export function durableFs(tmpDir: string, opts: { sync?: boolean } = {}): PromiseFsClient & { promises: { writeFile(path: string, data: string | Uint8Array, opts?: WriteOpts): Promise<void> } } {
+  const sync = opts.sync ?? true;
+  const writeFile = async (path: string, data: string | Uint8Array, wopts?: WriteOpts): Promise<void> => {
+    const o = typeof wopts === 'string' ? { encoding: wopts as BufferEncoding } : (wopts ?? {});
     const tmp = join(tmpDir, `${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`);
     const fh = await fsp.open(tmp, 'wx', o.mode ?? 0o644);
     try {
       try {
         await fh.writeFile(data, typeof data === 'string' ? (o.encoding ?? 'utf8') : undefined);
-        await fh.sync();
+        if (sync) await fh.sync();
       } finally {
         await fh.close();
       }
@@ -29,11 +30,11 @@ export function durableFs(tmpDir: string): PromiseFsClient & { promises: { write
       await fsp.rm(tmp, { force: true }).catch(() => {});
       throw e; // isomorphic-git creates missing directories on ENOENT and retries
     }
-    await fsyncDir(dirname(path));
+    if (sync) await fsyncDir(dirname(path));
   };
-  const mkdir = async (path: string, opts?: unknown): Promise<void> => {
-    await fsp.mkdir(path, opts as undefined);
-    await fsyncDir(dirname(path));
+  const mkdir = async (path: string, mkdirOpts?: unknown): Promise<void> => {
+    await fsp.mkdir(path, mkdirOpts as undefined);
+    if (sync) await fsyncDir(dirname(path));
   };
   return {
     promises: {

@@ -82,7 +82,9 @@ export async function setMaster(repoDir: string, tmpDir: string, oid: string): P
  */
 export async function syncWorktree(repoDir: string, tmpDir: string): Promise<void> {
   try {
-    await checkout({ fs: durableFs(tmpDir), dir: repoDir, ref: 'master', force: true });
+    // Atomic renames so a killed writer never leaves a torn index, but no fsyncs: the worktree is a
+    // convenience copy, never the source of truth.
+    await checkout({ fs: durableFs(tmpDir, { sync: false }), dir: repoDir, ref: 'master', force: true });
   } catch {
     // The generation is committed; a stale worktree is cosmetic and the next write rewrites it.
   }

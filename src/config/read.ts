@@ -46,6 +46,11 @@ export function installedRepo(root: string): string {
   return repoDir;
 }
 
+// Commits are immutable and named by their hash, so what we read of one stays true: walking the chain
+// again (every read and commit needs the generation number) costs no object reads for known commits.
+const COMMITS = new Map<string, Omit<GenerationInfo, 'number'>>();
+const MAX_CACHED_COMMITS = 100_000;
+
 /** The current tip of master, or undefined if master does not exist. */
 export async function currentTip(repoDir: string): Promise<string | undefined> {
   try {
@@ -66,10 +71,16 @@ export async function listGenerations(repoDir: string, cache: object = {}): Prom
   let oid: string | undefined = tip;
   try {
     while (oid !== undefined) {
-      const { commit } = await readCommit({ fs: nodeFs, dir: repoDir, oid, cache });
-      const parent = commit.parent[0];
-      out.push({ oid, time: new Date(commit.committer.timestamp * 1000), message: commit.message.replace(/\n+$/, ''), ...(parent !== undefined ? { parent } : {}) });
-      oid = parent;
+      let info = COMMITS.get(oid);
+      if (info === undefined) {
+        const { commit } = await readCommit({ fs: nodeFs, dir: repoDir, oid, cache });
+        const parent = commit.parent[0];
+        info = { oid, time: new Date(commit.committer.timestamp * 1000), message: commit.message.replace(/\n+$/, ''), ...(parent !== undefined ? { parent } : {}) };
+        if (COMMITS.size >= MAX_CACHED_COMMITS) COMMITS.clear();
+        COMMITS.set(oid, info);
+      }
+      out.push(info);
+      oid = info.parent;
     }
   } catch (e) {
     throw repoError(e, repoDir, `cannot read the history of ${BRANCH}`);
