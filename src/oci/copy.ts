@@ -6,8 +6,8 @@ import type { ContentSource, ContentTarget, Descriptor, Platform, TransferOption
 export interface CopyOptions {
   readonly src: ContentSource;
   readonly dst: ContentTarget;
-  /** A tag or a digest in `src`. */
-  readonly reference: string;
+  /** A tag or a digest in `src`, or the root's descriptor when already resolved. */
+  readonly reference: string | Descriptor;
   /** Tag the copied root with this name in `dst` (default: untagged, unless dst needs none). */
   readonly tag?: string;
   /**
@@ -46,14 +46,15 @@ const PROGRESS_STEP = 1024 * 1024;
  */
 export async function copy(opts: CopyOptions): Promise<CopyResult> {
   const t: TransferOptions = { ...(opts.signal ? { signal: opts.signal } : {}) };
-  let root = await opts.src.resolve(opts.reference, t);
+  let root = typeof opts.reference === 'string' ? await opts.src.resolve(opts.reference, t) : opts.reference;
+  const subject = typeof opts.reference === 'string' ? opts.reference : opts.reference.digest;
   if (opts.platform !== undefined && isIndexType(root.mediaType)) {
     const list = childrenOf(root, await opts.src.fetchBytes(root, t));
     const picked = selectPlatform(list, opts.platform);
     if (!picked) {
       throw new MosError({
         code: 'OCI_MANIFEST_UNKNOWN',
-        subject: opts.reference,
+        subject,
         message: `the index has no manifest for ${opts.platform.os}/${opts.platform.architecture}${opts.platform.variant ? '/' + opts.platform.variant : ''}`,
         hint: `platforms present: ${list.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : '?')).join(', ') || '(none)'}`,
       });

@@ -81,11 +81,13 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
   if (dstRef.digest !== undefined && src.ref.digest !== undefined && dstRef.digest !== src.ref.digest) {
     throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: opts.dst, message: `destination digest differs from the source's ${src.ref.digest}` });
   }
+  // Resolve the source before the destination is created: a missing image leaves nothing behind.
+  const root = await src.store.resolve(reference, opts.signal ? { signal: opts.signal } : {});
   const dst = await openReference(opts.dst, { ...access, create: true });
   const result = await copy({
     src: src.store,
     dst: dst.store,
-    reference,
+    reference: root,
     ...(tag !== undefined ? { tag } : {}),
     ...(opts.all ? {} : { platform: opts.platform ?? hostPlatform() }),
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
