@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { MosError } from '../base/errors.js';
+import { MosError } from '../base/index.js';
 
 /** How a child process is run. */
 export interface ExecOptions {

@@ -1,7 +1,7 @@
 import { open, rename, mkdir, rm, stat, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
-import { MosError, describeSystemError } from '../base/errors.js';
+import { MosError, describeSystemError } from '../base/index.js';
 
 /** fsyncs a directory so a rename inside it survives a crash. */
 export async function fsyncDir(dir: string): Promise<void> {

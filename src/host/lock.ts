@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { open, readFile, stat } from 'node:fs/promises';
 import { once } from 'node:events';
-import { MosError, describeSystemError } from '../base/errors.js';
+import { MosError, describeSystemError } from '../base/index.js';
 
 /** A held exclusive lock; release is idempotent. `await using` releases it. */
 export interface FileLock {

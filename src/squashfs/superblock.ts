@@ -1,4 +1,4 @@
-import { MosError } from '../base/errors.js';
+import { MosError } from '../base/index.js';
 import { VERITY_BLOCK_SIZE } from './media-types.js';
 
 /** Squashfs 4.0 superblock facts we need (all little-endian). */
