@@ -17,18 +17,25 @@ export interface ExtractedTarLayer {
 /**
  * Extracts a tar layer blob into the empty directory `dest` as root (owners, modes, symlinks, hardlinks,
  * xattrs kept) with GNU tar, then turns OCI whiteouts into overlay form: `.wh..wh..opq` becomes the opaque
- * xattrs on its directory, `.wh.NAME` is removed and NAME returned as a whiteout to add. Needs root.
+ * xattrs on its directory, `.wh.NAME` is removed and NAME returned as a whiteout to add. A broken archive is
+ * IMAGE_INVALID naming `subject` (default the blob path). Needs root.
  */
-export async function extractTarLayer(opts: { blob: string; compression: TarCompression; dest: string }): Promise<ExtractedTarLayer> {
+export async function extractTarLayer(opts: { blob: string; compression: TarCompression; dest: string; subject?: string }): Promise<ExtractedTarLayer> {
   // A layer without a "./" entry must not leave mkdtemp's 0700 as the layer root: overlay takes the
   // topmost layer's root attributes.
   await chown(opts.dest, 0, 0);
   await chmod(opts.dest, 0o755);
   const decompress = opts.compression === 'gzip' ? ['--gzip'] : opts.compression === 'zstd' ? ['--zstd'] : [];
-  await exec([
-    'tar', '--extract', '--file', opts.blob, '--directory', opts.dest, ...decompress,
-    '--same-owner', '--same-permissions', '--numeric-owner', '--xattrs', '--xattrs-include=*',
-  ]);
+  try {
+    await exec([
+      'tar', '--extract', '--file', opts.blob, '--directory', opts.dest, ...decompress,
+      '--same-owner', '--same-permissions', '--numeric-owner', '--xattrs', '--xattrs-include=*',
+    ]);
+  } catch (e) {
+    if (!(e instanceof MosError && e.code === 'HOST_EXEC_FAILED')) throw e;
+    // Most often a truncated or corrupt archive; the tar message says which.
+    throw new MosError({ code: 'IMAGE_INVALID', subject: opts.subject ?? opts.blob, message: `cannot extract the tar layer: ${e.message}`, cause: e });
+  }
   const whiteouts: string[] = [];
   const opaqueDirs: string[] = [];
   const walk = async (rel: string): Promise<void> => {

@@ -35,7 +35,11 @@ export interface ImageSource {
 }
 
 interface CommonOptions {
-  readonly dst: ContentTarget;
+  /**
+   * Where the image goes, or a function opening it: called only after every input check passed, so a
+   * rejected build creates no destination (e.g. no new layout directory).
+   */
+  readonly dst: ContentTarget | (() => Promise<ContentTarget>);
   /** Tag the built manifest gets in `dst`. */
   readonly tag: string;
   readonly config?: ImageConfigOverrides;
@@ -93,7 +97,6 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   await checkDir(rootfs);
   const base = opts.base ? await readImage(opts.base, 'base') : undefined;
   if (base) {
-    requireRoot('--base');
     base.manifest.layers.forEach((l, i) => {
       if (!isSquashfsMediaType(l.mediaType)) {
         throw new MosError({
@@ -104,7 +107,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         });
       }
     });
+    requireRoot('--base');
   }
+  const dst = await openTarget(opts.dst);
   return withWorkDir(opts.workDir, async (work) => {
     let layerRoot = rootfs;
     let whiteouts: readonly string[] = [];
@@ -129,8 +134,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       history: { created, created_by: 'mosb image build' },
       created,
     });
-    const baseLayers = base ? await copyLayers(base.source.src, base.manifest.layers, opts) : [];
-    return pushImage(opts, config, [...baseLayers, await pushLayer(opts, layer)]);
+    const baseLayers = base ? await copyLayers(base.source.src, base.manifest.layers, dst, opts) : [];
+    return pushImage(opts, dst, config, [...baseLayers, await pushLayer(opts, dst, layer)]);
   });
 }
 
@@ -141,7 +146,6 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
  */
 export async function convertImage(opts: ConvertImageOptions): Promise<BuildImageResult> {
   checkTag(opts.tag);
-  requireRoot('--from');
   const source = await readImage(opts.from, 'from');
   const compressions = source.manifest.layers.map((l, i) => {
     const c = TAR_COMPRESSION[l.mediaType];
@@ -155,21 +159,23 @@ export async function convertImage(opts: ConvertImageOptions): Promise<BuildImag
     }
     return c;
   });
+  requireRoot('--from');
+  const dst = await openTarget(opts.dst);
   return withWorkDir(opts.workDir, async (work) => {
     const layers: BuiltLayer[] = [];
     for (const [i, l] of source.manifest.layers.entries()) {
       step(opts, 'convert', `layer ${i + 1}/${compressions.length}`);
       const blob = await download(opts.from.src, l, join(work, `tar-${i}`), opts);
       const tree = await mkdirIn(work, `tree-${i}`);
-      const { whiteouts } = await extractTarLayer({ blob, compression: compressions[i]!, dest: tree });
+      const { whiteouts } = await extractTarLayer({ blob, compression: compressions[i]!, dest: tree, subject: `${opts.from.reference}: layers[${i}] (${l.digest})` });
       await rm(blob, { force: true });
       const built = await buildSquashfsLayer({ rootfs: tree, outFile: join(work, `layer-${i}.sqfs`), whiteouts, ...layerOpts(opts) });
       await rm(tree, { recursive: true, force: true });
-      layers.push(await pushLayer(opts, built));
+      layers.push(await pushLayer(opts, dst, built));
       await rm(built.path, { force: true });
     }
     const config = imageConfig(source.config, opts.config, { diffIds: layers.map((l) => l.digest) });
-    return pushImage(opts, config, layers);
+    return pushImage(opts, dst, config, layers);
   });
 }
 
@@ -258,9 +264,13 @@ function imageConfig(
   };
 }
 
-async function pushLayer(opts: CommonOptions, layer: LayerBuild): Promise<BuiltLayer> {
+function openTarget(dst: CommonOptions['dst']): Promise<ContentTarget> {
+  return typeof dst === 'function' ? dst() : Promise.resolve(dst);
+}
+
+async function pushLayer(opts: CommonOptions, dst: ContentTarget, layer: LayerBuild): Promise<BuiltLayer> {
   const desc = layerDescriptor(layer);
-  if (!(await opts.dst.exists(desc, transfer(opts)))) await opts.dst.pushBlob(desc, createReadStream(layer.path), transfer(opts));
+  if (!(await dst.exists(desc, transfer(opts)))) await dst.pushBlob(desc, createReadStream(layer.path), transfer(opts));
   return { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, rootHash: layer.rootHash, hashOffset: layer.hashOffset };
 }
 
@@ -275,24 +285,24 @@ function layerDescriptor(l: BuiltLayer): Descriptor {
 }
 
 // Base layers are reused as they are; their verity offset is where their squashfs ends (not known without reading it).
-async function copyLayers(src: ContentSource, layers: readonly Descriptor[], opts: CommonOptions): Promise<BuiltLayer[]> {
+async function copyLayers(src: ContentSource, layers: readonly Descriptor[], dst: ContentTarget, opts: CommonOptions): Promise<BuiltLayer[]> {
   const out: BuiltLayer[] = [];
   for (const l of layers) {
-    if (!(await opts.dst.exists(l, transfer(opts)))) await opts.dst.pushBlob(l, src.fetchBlob(l, transfer(opts)), transfer(opts));
+    if (!(await dst.exists(l, transfer(opts)))) await dst.pushBlob(l, src.fetchBlob(l, transfer(opts)), transfer(opts));
     const rootHash = l.annotations?.[VERITY_ROOT_HASH_ANNOTATION] ?? l.annotations?.[LEGACY_VERITY_ROOT_HASH_ANNOTATION] ?? '';
     out.push({ digest: l.digest, size: l.size, mediaType: l.mediaType, rootHash, hashOffset: -1 });
   }
   return out;
 }
 
-async function pushImage(opts: CommonOptions, config: Record<string, unknown>, layers: readonly BuiltLayer[]): Promise<BuildImageResult> {
+async function pushImage(opts: CommonOptions, dst: ContentTarget, config: Record<string, unknown>, layers: readonly BuiltLayer[]): Promise<BuildImageResult> {
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDesc: Descriptor = { mediaType: OCI_CONFIG, digest: sha256Digest(configBytes), size: configBytes.byteLength };
-  if (!(await opts.dst.exists(configDesc, transfer(opts)))) await opts.dst.pushBlob(configDesc, Readable.from([configBytes]), transfer(opts));
+  if (!(await dst.exists(configDesc, transfer(opts)))) await dst.pushBlob(configDesc, Readable.from([configBytes]), transfer(opts));
   const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDesc, layers: layers.map(layerDescriptor) };
   const bytes = Buffer.from(JSON.stringify(manifest));
   const descriptor: Descriptor = { mediaType: OCI_MANIFEST, digest: sha256Digest(bytes), size: bytes.byteLength };
-  await opts.dst.pushManifest(descriptor, bytes, { ...transfer(opts), tag: opts.tag });
+  await dst.pushManifest(descriptor, bytes, { ...transfer(opts), tag: opts.tag });
   return { descriptor, layers };
 }
 

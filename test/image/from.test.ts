@@ -109,4 +109,15 @@ t.test('--from: a squashfs image or a missing tag is refused before anything is 
   await t.rejects(convertImage({ from: { src: dst, reference: 'missing' }, dst, tag: 'again' }), { code: /TAG_UNKNOWN|NOT_FOUND/ });
   await t.rejects(convertImage({ from: { src: dst, reference: 'sq' }, dst, tag: 'bad tag' }), { code: 'INPUT_INVALID' });
   t.same(blobNames(join(dir, 'dst')), before);
+
+  // umoci 0.4.7 `insert` writes a tar without its end blocks: a truncated archive, refused by name.
+  umoci('init', '--layout', join(dir, 'broken'));
+  umoci('new', '--image', `${join(dir, 'broken')}:v1`);
+  umoci('insert', '--image', `${join(dir, 'broken')}:v1`, join(dir, 'rootfs/f'), '/f');
+  await t.rejects(convertImage({ from: { src: await openLayout(join(dir, 'broken')), reference: 'v1' }, dst, tag: 'broken' }), {
+    code: 'IMAGE_INVALID',
+    subject: /^v1: layers\[0\] \(sha256:/,
+    message: /cannot extract the tar layer: .*Unexpected EOF/,
+  });
+  t.same(blobNames(join(dir, 'dst')), before);
 });
