@@ -64,7 +64,7 @@ t.test('wrong digest served: OCI_DIGEST_MISMATCH (content and header)', async (t
   const good = randomBytes(5000);
   const evil = randomBytes(5000);
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (url.pathname === `/v2/mos/x/blobs/${digestOf(good)}`) {
         res.writeHead(200, { 'content-length': evil.length });
         res.end(evil);
@@ -88,7 +88,7 @@ t.test('wrong digest served: OCI_DIGEST_MISMATCH (content and header)', async (t
 t.test('truncated body: a clear size error, nothing returned as complete', async (t) => {
   const blob = randomBytes(10_000);
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (url.pathname !== `/v2/mos/x/blobs/${digestOf(blob)}`) return false;
       res.writeHead(200, { 'content-length': 4000 });
       res.end(blob.subarray(0, 4000));
@@ -126,7 +126,7 @@ t.test('connection reset mid-blob: resumed with Range from the offset reached', 
   // a registry that always resets: bounded number of resumes, then a clear error
   let n = 0;
   const always = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (!url.pathname.startsWith('/v2/mos/x/blobs/sha256:')) return false;
       n++;
       res.writeHead(200, { 'content-length': blob.length });
@@ -142,7 +142,7 @@ t.test('connection reset mid-blob: resumed with Range from the offset reached', 
 t.test('429/503 with Retry-After: waited and retried; a too-long Retry-After fails at once', async (t) => {
   let n = 0;
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (!url.pathname.includes('/manifests/v1')) return false;
       if (n++ < 2) {
         res.writeHead(n === 1 ? 503 : 429, { 'retry-after': '1', 'content-type': 'application/json' });
@@ -159,7 +159,7 @@ t.test('429/503 with Retry-After: waited and retried; a too-long Retry-After fai
 
   let k = 0;
   const busy = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (!url.pathname.includes('/manifests/')) return false;
       k++;
       res.writeHead(429, { 'retry-after': '3600', 'content-type': 'application/json' });
@@ -175,7 +175,7 @@ t.test('10 MiB manifest: refused at the 4 MiB cap without reading it all', async
   const total = 10 * 1024 * 1024;
   let written = 0;
   const fake = await startFakeRegistry(t, {
-    hook: async (req, res, url) => {
+    hook: async (_req, res, url) => {
       if (url.pathname === '/v2/mos/x/manifests/declared') {
         res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': total });
         res.write(Buffer.alloc(1024, 0x20));
@@ -201,7 +201,7 @@ t.test('10 MiB manifest: refused at the 4 MiB cap without reading it all', async
 
 t.test('redirect loop: bounded, REGISTRY_PROTOCOL', async (t) => {
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (!url.pathname.includes('/blobs/sha256:')) return false;
       res.writeHead(307, { location: url.pathname.endsWith('a') ? url.pathname.slice(0, -1) : `${url.pathname}?a` });
       res.end();
@@ -243,7 +243,7 @@ t.test('redirect to another host: followed without Authorization', async (t) => 
 t.test('stalled connection: REGISTRY_TIMEOUT after the stall timeout (body and headers)', async (t) => {
   const blob = randomBytes(100_000);
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (url.pathname === `/v2/mos/x/blobs/${digestOf(blob)}`) {
         res.writeHead(200, { 'content-length': blob.length });
         res.write(blob.subarray(0, 10_000)); // then nothing, connection kept open
@@ -269,7 +269,7 @@ t.test('plain HTTP to a non-loopback host is refused before any connection', asy
   t.equal(calls, 0, 'no request was attempted');
   // ... and a redirect into plain HTTP elsewhere is refused the same way, before connecting
   const fake = await startFakeRegistry(t, {
-    hook: (req, res, url) => {
+    hook: (_req, res, url) => {
       if (!url.pathname.includes('/blobs/')) return false;
       res.writeHead(302, { location: 'http://10.255.255.1/blob' });
       res.end();
