@@ -5,3 +5,4 @@ export { history, type HistoryEntry, type HistoryOptions } from './history.js';
 export { copyImage, inspectImage, openReference, type CopyImageOptions, type CopyImageResult, type InspectImageOptions, type InspectImageResult, type OpenedReference, type RegistryAccess } from './copy.js';
 export { systemGc, storeDir, type SystemGcOptions, type SystemGcResult } from './gc.js';
 export { systemFsck, type SystemFsckOptions, type SystemFsckResult } from './fsck.js';
+export { INSTALL_ARTIFACT_TYPE, CERT_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, targetTag, listReferrers, addReferrer } from './artifacts.js';
