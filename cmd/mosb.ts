@@ -5,7 +5,8 @@ import * as trust from './commands/trust.js';
 import * as oci from './commands/oci.js';
 import * as image from './commands/image.js';
 import * as system from './commands/system.js';
+import * as publish from './commands/publish.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const area of [manifest, trust, oci, image, system]) area.registerMosb(program);
+for (const area of [manifest, trust, oci, image, publish, system]) area.registerMosb(program);
 await runProgram(program, process.argv);
