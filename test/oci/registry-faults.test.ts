@@ -306,3 +306,20 @@ t.test('uploads: Locations kept exactly (query included), chunked, cancelled on 
   t.ok(fake.requests.some((r) => r.method === 'DELETE' && r.path.includes('/uploads/')), 'session cancelled');
   await t.rejects(repo.pushBlob(desc(claimed), once1(claimed.subarray(0, 100))), { code: 'OCI_SIZE_MISMATCH' });
 });
+
+t.test('Warning: 299 headers are logged once each, never acted on', async (t) => {
+  const fake = await startFakeRegistry(t, {
+    hook: (_req, res, url) => {
+      if (!url.pathname.includes('/manifests/')) return false;
+      res.setHeader('warning', ['299 - "repository is deprecated"', '299 - "repository is deprecated"']);
+      return false;
+    },
+  });
+  fake.putManifest(OCI_MANIFEST, '{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST + '","config":{},"layers":[]}', 'v1');
+  const warnings: string[] = [];
+  const log = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m) };
+  const repo = openRepository({ host: fake.host, name: 'mos/x', log, ...FAST });
+  await repo.resolve('v1');
+  await repo.resolve('v1');
+  t.strictSame(warnings, [`registry ${fake.host}: repository is deprecated`]);
+});

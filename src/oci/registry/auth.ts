@@ -88,9 +88,7 @@ export class Authenticator {
     // The token we sent was refused (expired early, revoked): drop it so the retry fetches a fresh one.
     if (sent?.startsWith('Bearer ')) {
       for (const [k, v] of this.tokens) if (`Bearer ${v.token}` === sent) this.tokens.delete(k);
-      if (c.params.error !== 'insufficient_scope' && next.join(' ') === mergeScopes(...scopes).join(' ') && this.challenge?.params.realm === c.params.realm) {
-        this.log.debug('registry refused a bearer token; fetching a new one');
-      }
+      this.log.debug('registry refused a bearer token; fetching a new one', { error: c.params.error, scopes: next });
     }
     this.challenge = c;
     return next;

@@ -52,6 +52,7 @@ type FetchFn = (url: string, init: Record<string, unknown>) => Promise<Response>
  */
 export class Transport {
   readonly auth: Authenticator;
+  private readonly warned = new Set<string>();
   private originP: Promise<string> | undefined;
 
   constructor(
@@ -127,6 +128,7 @@ export class Transport {
         }
         throw networkError(e, url, req.what);
       }
+      this.surfaceWarnings(ex.res.headers.get('warning'));
       const status = ex.res.status;
       if (status === 401 && sameOrigin && authTries < 3) {
         const next = await this.auth.challenged(ex.res.headers.get('www-authenticate'), scopes, authorization);
@@ -297,6 +299,16 @@ export class Transport {
     // The token body is small and read at once by the caller; the header timer already passed.
     ex.release();
     return ex.res;
+  }
+
+  /** distribution-spec: `Warning: 299 - "text"` headers are shown (once each), never acted on. */
+  private surfaceWarnings(header: string | null): void {
+    for (const m of (header ?? '').matchAll(/299\s+\S+\s+"((?:[^"\\]|\\.)*)"/g)) {
+      const text = m[1]!.slice(0, 500);
+      if (this.warned.has(text) || this.warned.size > 100) continue;
+      this.warned.add(text);
+      this.opts.log.warn(`registry ${this.host}: ${text}`);
+    }
   }
 
   private timeout(url: string, what: string, detail: string): MosError {
