@@ -299,7 +299,7 @@ t.test('system manifest: mos fields read and kept, written in mos order', async 
   const updated = parseSysManifest(enc(`{"uidmaps":null,"targets":[{"name":"a","source":"${sha}.json"}],"storage":null,"UsedPorts":null,"IpAddrs":null}`), 'manifest.json');
   t.same(JSON.parse(dec(serializeSysManifest(updated))).UsedPorts, {}, 'null maps (mos after update) written as {}');
   t.throws(() => parseSysManifest(enc('{"targets":[{"name":"a","source":"x.json"}]}'), 'manifest.json'), { code: 'MANIFEST_INVALID', subject: 'manifest.json: targets[0].source' });
-  t.throws(() => parseSysManifest(enc(`{"targets":[{"name":"a","source":"${sha}.json"},{"name":"a","source":"${sha}.json"}]}`), 'manifest.json'), { subject: 'manifest.json: targets[1].name' });
+  t.throws(() => parseSysManifest(enc(`{"targets":[{"name":"a","source":"${sha}.json"},{"name":"a","source":"${sha}.json"}]}`), 'manifest.json'), { code: 'MANIFEST_INVALID', subject: 'manifest.json: targets[1].name' });
   t.throws(() => parseSysManifest(enc('nope'), 'manifest.json'), { code: 'MANIFEST_INVALID', subject: 'manifest.json' });
 });
 
