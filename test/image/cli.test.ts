@@ -2,6 +2,8 @@ import { t } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openLayout } from '../../src/oci/index.js';
+import { buildImage } from '../../src/system/index.js';
 import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { startRegistry } from '../support/registry.js';
@@ -75,7 +77,6 @@ t.test('bad input: one clear error, the documented exit code, nothing written', 
     { name: 'missing rootfs', args: [join(dir, 'nope'), `oci:${layout}:t`], code: 6, err: /nope: rootfs directory: no such file/ },
     { name: 'DEST without tag', args: [join(dir, 'rootfs'), `oci:${layout}`], code: 3, err: /DEST needs a tag/ },
     { name: 'bad entrypoint', args: [join(dir, 'rootfs'), `oci:${layout}:t`, '--entrypoint', '[1]'], code: 3, err: /--entrypoint: .* not a JSON array of strings/ },
-    { name: 'bad env', args: [join(dir, 'rootfs'), `oci:${layout}:t`, '--env', 'NOEQUALS'], code: 3, err: /--env: .* not KEY=VALUE/ },
     { name: '--from with two args', args: ['--from', `oci:${dir}/x:t`, join(dir, 'rootfs'), `oci:${layout}:t`], code: 2, err: /only DEST/ },
   ];
   for (const c of cases) {
@@ -95,8 +96,7 @@ t.test('bad input: one clear error, the documented exit code, nothing written', 
   t.equal(tarBase.code, 3, tarBase.stderr);
   t.match(tarBase.stderr, /base image is not a squashfs image/);
   t.equal(existsSync(layout), false);
-  const sq = await runCli('mosb', ['image', 'build', join(dir, 'rootfs'), `oci:${join(dir, 'sq')}:t`]);
-  t.equal(sq.code, 0, sq.stderr);
+  await buildImage({ rootfs: join(dir, 'rootfs'), dst: await openLayout(join(dir, 'sq'), { create: true }), tag: 't' });
   const before = blobNames(join(dir, 'sq'));
   const fromSquash = await runCli('mosb', ['image', 'build', '--from', `oci:${join(dir, 'sq')}:t`, `oci:${layout}:t`]);
   t.equal(fromSquash.code, 3, fromSquash.stderr);
