@@ -24,11 +24,10 @@ t.test('mosctl verify: openssl-made chain accepted, each tampered variant reject
 
   const tampered = join(pki.dir, 'tampered.json');
   await writeFile(tampered, (await readFile(file, 'utf8')).replace('cli', 'clj'));
-  const bad = await runCli('mosctl', ['verify', ...base, tampered]);
+  const bad = await runCli('mosctl', ['--json', 'verify', ...base, tampered]);
+  t.match(bad.json, { error: { code: 'TRUST_SIGNATURE_INVALID' } });
   t.equal(bad.code, 4);
   t.match(bad.stderr, /^mosctl: .*tampered\.json: signature does not match .*tampered\.json/m);
-  const badJs = await runCli('mosctl', ['--json', 'verify', ...base, tampered]);
-  t.match(badJs.json, { error: { code: 'TRUST_SIGNATURE_INVALID' } });
 
   const expired = await mintPki(t, { leafDates: { start: daysFromNow(-30), end: daysFromNow(-1) } });
   const expSig = await expired.sign(file, join(expired.dir, 'sig'));
@@ -71,9 +70,7 @@ t.test('mosb keyset add / project add, then mosctl verify of an openssl signatur
   const again = await runCli('mosb', ['keyset', 'add', 'snakeoil'], { env });
   t.equal(again.code, 8);
   t.match(again.stderr, /already exists/);
-  t.equal((await runCli('mosb', ['project', 'add', 'snakeoil:default'], { env })).code, 8);
   t.equal((await runCli('mosb', ['project', 'add', 'nope:default'], { env })).code, 6);
-  t.equal((await runCli('mosb', ['project', 'add', 'bad'], { env })).code, 3);
 
   const file = join(env.XDG_DATA_HOME, 'install.json');
   await writeFile(file, '{}');
