@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -12,7 +12,7 @@ import {
   type ContentSource, type ContentTarget, type Descriptor,
 } from '../oci/index.js';
 import {
-  buildSquashfsLayer, diffTrees, extractTarLayer, isSquashfsMediaType, materializeDelta, unpackSquashfsLayers,
+  buildSquashfsLayer, diffTrees, parseSquashfsSuperblock, verityHashOffset, SQUASHFS_SUPERBLOCK_SIZE, extractTarLayer, isSquashfsMediaType, materializeDelta, unpackSquashfsLayers,
   LEGACY_VERITY_ROOT_HASH_ANNOTATION, VERITY_ROOT_HASH_ANNOTATION,
   type LayerBuild, type SquashfsCompression, type TarCompression,
 } from '../squashfs/index.js';
@@ -113,11 +113,13 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   return withWorkDir(opts.workDir, async (work) => {
     let layerRoot = rootfs;
     let whiteouts: readonly string[] = [];
+    const baseOffsets: number[] = [];
     if (base) {
       step(opts, 'unpack-base', `${base.manifest.layers.length} layer(s)`);
       const blobs: string[] = [];
       for (const [i, l] of base.manifest.layers.entries()) blobs.push(await download(base.source.src, l, join(work, `base-${i}`), opts));
       const merged = join(work, 'merged');
+      for (const b of blobs) baseOffsets.push(await hashOffsetOf(b));
       await unpackSquashfsLayers({ layers: blobs, dest: merged, scratch: await mkdirIn(work, 'scratch') });
       step(opts, 'diff');
       const delta = await diffTrees(merged, rootfs);
@@ -134,7 +136,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       history: { created, created_by: 'mosb image build' },
       created,
     });
-    const baseLayers = base ? await copyLayers(base.source.src, base.manifest.layers, dst, opts) : [];
+    const baseLayers = base ? await copyLayers(base.source.src, base.manifest.layers, baseOffsets, dst, opts) : [];
     return pushImage(opts, dst, config, [...baseLayers, await pushLayer(opts, dst, layer)]);
   });
 }
@@ -284,13 +286,13 @@ function layerDescriptor(l: BuiltLayer): Descriptor {
   };
 }
 
-// Base layers are reused as they are; their verity offset is where their squashfs ends (not known without reading it).
-async function copyLayers(src: ContentSource, layers: readonly Descriptor[], dst: ContentTarget, opts: CommonOptions): Promise<BuiltLayer[]> {
+// Base layers are reused as they are.
+async function copyLayers(src: ContentSource, layers: readonly Descriptor[], offsets: readonly number[], dst: ContentTarget, opts: CommonOptions): Promise<BuiltLayer[]> {
   const out: BuiltLayer[] = [];
-  for (const l of layers) {
+  for (const [i, l] of layers.entries()) {
     if (!(await dst.exists(l, transfer(opts)))) await dst.pushBlob(l, src.fetchBlob(l, transfer(opts)), transfer(opts));
     const rootHash = l.annotations?.[VERITY_ROOT_HASH_ANNOTATION] ?? l.annotations?.[LEGACY_VERITY_ROOT_HASH_ANNOTATION] ?? '';
-    out.push({ digest: l.digest, size: l.size, mediaType: l.mediaType, rootHash, hashOffset: -1 });
+    out.push({ digest: l.digest, size: l.size, mediaType: l.mediaType, rootHash, hashOffset: offsets[i]! });
   }
   return out;
 }
@@ -304,6 +306,18 @@ async function pushImage(opts: CommonOptions, dst: ContentTarget, config: Record
   const descriptor: Descriptor = { mediaType: OCI_MANIFEST, digest: sha256Digest(bytes), size: bytes.byteLength };
   await dst.pushManifest(descriptor, bytes, { ...transfer(opts), tag: opts.tag });
   return { descriptor, layers };
+}
+
+// Where a squashfs blob's verity data starts: its bytes_used rounded up to 4096.
+async function hashOffsetOf(blob: string): Promise<number> {
+  const fh = await open(blob, 'r');
+  try {
+    const head = Buffer.alloc(SQUASHFS_SUPERBLOCK_SIZE);
+    await fh.read(head, 0, head.length, 0);
+    return verityHashOffset(parseSquashfsSuperblock(head, blob));
+  } finally {
+    await fh.close();
+  }
 }
 
 async function download(src: ContentSource, desc: Descriptor, path: string, opts: CommonOptions): Promise<string> {

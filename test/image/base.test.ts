@@ -49,6 +49,7 @@ t.test('--base: the new layer holds only the delta, whiteouts and an opaque dir;
   const built = await buildImage({ rootfs: next, dst: store, tag: 'next', base: { src: store, reference: 'base' }, config: { env: ['B=3'] } });
   t.equal(built.layers.length, 2);
   t.equal(built.layers[0]!.digest, base.layers[0]!.digest, 'base layer reused as is');
+  t.same(built.layers[0], base.layers[0], 'with its root hash and hash offset');
   t.equal(blobNames(layoutDir).length, blobsBefore.length + 3, 'one layer, one config, one manifest more');
 
   const { manifest, config } = inspectLayout(layoutDir, 'next');
