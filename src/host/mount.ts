@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { MosError, isMosError } from '../base/errors.js';
+import { MosError, isMosError } from '../base/index.js';
 import { exec } from './exec.js';
 
 /** Common options of the mount helpers. */

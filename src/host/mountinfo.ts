@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { MosError, describeSystemError } from '../base/errors.js';
+import { MosError, describeSystemError } from '../base/index.js';
 
 /** One line of /proc/<pid>/mountinfo (proc(5)), with octal escapes decoded. */
 export interface MountInfoEntry {
