@@ -1,7 +1,80 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { createBootFs, mountTarget, umountTarget, type MountTargetResult } from '../../src/system/index.js';
+import { action, type CommandContext } from '../common.js';
 
-/** Adds this area's mosctl subcommands. */
-export function registerMosctl(_program: Command): void {}
+interface MountFlags {
+  target?: string;
+  readonly?: boolean;
+  dest?: string;
+  requireVerity?: boolean;
+  capath?: string;
+  dryRun?: boolean;
+}
+
+function common(ctx: CommandContext, o: MountFlags) {
+  return {
+    root: ctx.globals.root,
+    log: ctx.log,
+    onProgress: ctx.onProgress,
+    readonly: o.readonly === true,
+    requireVerity: o.requireVerity === true,
+    dryRun: o.dryRun === true,
+    ...(o.dest !== undefined ? { dest: resolve(o.dest) } : {}),
+    ...(o.capath !== undefined ? { capath: o.capath } : {}),
+  };
+}
+
+function text(r: MountTargetResult): string {
+  if (r.dryRun) return r.steps.join('\n');
+  if (r.alreadyMounted) return `${r.target} is already mounted at ${r.dest}`;
+  return `mounted ${r.target} (${r.digest}) ${r.writable ? 'writable' : 'read-only'} at ${r.dest}`;
+}
+
+function mountOptions(cmd: Command): Command {
+  return cmd
+    .option('--readonly', 'mount read-only (default: writable, writes discarded at unmount)')
+    .option('--require-verity', 'refuse layers without a verity root hash')
+    .option('--capath <file>', 'manifest CA (default <root>/factory/secure/manifestCA.pem)')
+    .option('--dry-run', 'print the mount steps, mount nothing');
+}
+
+/** Adds this area's mosctl subcommands: `mount`, `create-boot-fs`, `umount`. */
+export function registerMosctl(program: Command): void {
+  mountOptions(
+    program
+      .command('mount')
+      .description("mount an installed target's filesystem from its verified layers")
+      .option('-t, --target <name>', 'target to mount (default: the hostfs target)')
+      .option('--dest <dir>', 'mount point (default <root>/mnt/mos/<target>)'),
+  ).action(
+    action(async (ctx, o: MountFlags) => {
+      const result = await mountTarget({ ...common(ctx, o), ...(o.target !== undefined ? { target: o.target } : {}) });
+      return { result, text: text(result) };
+    }),
+  );
+  mountOptions(
+    program
+      .command('create-boot-fs')
+      .description('mount hostfs for the initrd to switch_root into')
+      .option('--dest <dir>', 'mount point', '/sysroot'),
+  ).action(
+    action(async (ctx, o: MountFlags) => {
+      const result = await createBootFs(common(ctx, o));
+      return { result, text: text(result) };
+    }),
+  );
+  program
+    .command('umount')
+    .description('unmount a root mounted by mount or create-boot-fs, releasing its layers and writable dirs')
+    .requiredOption('--dest <dir>', 'mount point')
+    .action(
+      action(async (ctx, o: { dest: string }) => {
+        const result = await umountTarget({ root: ctx.globals.root, dest: resolve(o.dest), log: ctx.log });
+        return { result, text: result.unmounted ? `unmounted ${result.dest}` : `nothing mounted at ${result.dest}` };
+      }),
+    );
+}
 
 /** Adds this area's mosb subcommands. */
 export function registerMosb(_program: Command): void {}

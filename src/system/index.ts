@@ -15,3 +15,4 @@ export { fetchInstall, type FetchedInstall, type FetchInstallOptions } from './f
 export { pullTargets, openStore, hasImage, targetDescriptor, checkSquashfsImage, type PullTargetsResult } from './pull-targets.js';
 export { loadAnchors, installVerifier, verifyTriple, caPathFor, MANIFEST_CA_PATH } from './trust-policy.js';
 export { compareVersions, compareNatural } from './version-order.js';
+export { mountTarget, createBootFs, umountTarget, scratchDirFor, type MountTargetOptions, type MountTargetResult } from './mount.js';

@@ -1,0 +1,132 @@
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { MosError, describeSystemError, type Logger, type OnProgress } from '../base/index.js';
+import { describePlan, mountImage, planMount, unmountImage, type LayerInput, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
+import { readGeneration } from '../config/index.js';
+import { openLayout } from '../oci/index.js';
+import { storeDir } from './gc.js';
+import { checkSquashfsImage, targetDescriptor } from './pull-targets.js';
+import { loadSystem } from './status.js';
+import { installVerifier, loadAnchors } from './trust-policy.js';
+
+/** `<root>/scratch-writes`: layer mounts and writable upper/work dirs. */
+export function scratchDirFor(root: string): string {
+  return join(root, 'scratch-writes');
+}
+
+/** Options of {@link mountTarget}. */
+export interface MountTargetOptions {
+  readonly root: string;
+  /** Target name; default the installed hostfs target. */
+  readonly target?: string;
+  /** Default `<root>/mnt/mos/<target>`. */
+  readonly dest?: string;
+  /** Read-only root; default false (writable, writes discarded at unmount). */
+  readonly readonly?: boolean;
+  /** Refuse layers without a verity root hash. */
+  readonly requireVerity?: boolean;
+  /** Manifest CA; default `<root>/factory/secure/manifestCA.pem`. */
+  readonly capath?: string;
+  /** Plan only: verify the config, read the image, return the steps; mount nothing. */
+  readonly dryRun?: boolean;
+  readonly now?: Date;
+  readonly log?: Logger;
+  readonly onProgress?: OnProgress;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link mountTarget} did (or, with dryRun, would do). */
+export interface MountTargetResult {
+  readonly target: string;
+  /** The image manifest digest the installed manifest pins. */
+  readonly digest: string;
+  readonly dest: string;
+  readonly writable: boolean;
+  readonly dryRun: boolean;
+  readonly alreadyMounted: boolean;
+  /** One line per plan step. */
+  readonly steps: readonly string[];
+  readonly layers: readonly MountedLayer[];
+}
+
+async function realRoot(root: string): Promise<string> {
+  try {
+    return await realpath(root);
+  } catch (e) {
+    throw new MosError({ code: 'NOT_FOUND', subject: root, message: `system root: ${describeSystemError(e)}`, cause: e });
+  }
+}
+
+// The kernel reports mount points with symlinks resolved: resolve dest (or its parent, if not made yet).
+async function realDest(dest: string): Promise<string> {
+  if (!isAbsolute(dest)) throw new MosError({ code: 'INPUT_INVALID', subject: dest, message: 'mount destination must be an absolute path' });
+  try {
+    return await realpath(dest);
+  } catch {
+    const parent = dirname(dest);
+    return parent === dest ? dest : join(await realDest(parent), basename(dest));
+  }
+}
+
+/**
+ * Mounts one installed target's image: the current generation is read and every install manifest in it
+ * verified against the manifest CA, the target's image manifest is read from the store by its signed
+ * digest, and its layers are assembled with atomfs (each checked before its first mount). Needs root.
+ */
+export async function mountTarget(opts: MountTargetOptions): Promise<MountTargetResult> {
+  const root = await realRoot(opts.root);
+  const anchors = await loadAnchors(root, opts.capath);
+  const sys = await loadSystem(await readGeneration({ root }), { verify: installVerifier(anchors, opts.now ?? new Date()) });
+  const wanted = opts.target ?? sys.targets.find((t) => t.target.service_type === 'hostfs')?.target.service_name;
+  const found = sys.targets.find((t) => t.target.service_name === wanted);
+  if (wanted === undefined || found === undefined) {
+    throw new MosError({
+      code: 'SYSTEM_TARGET_UNKNOWN',
+      subject: `target ${wanted ?? '(hostfs)'}`,
+      message: wanted === undefined ? 'the installed system has no hostfs target' : 'is not in the installed system',
+      hint: `installed targets: ${sys.targets.map((t) => t.target.service_name).join(', ') || '(none)'}`,
+    });
+  }
+  const target = found.target;
+  const store = await openLayout(storeDir(root), opts.log ? { log: opts.log } : {});
+  const manifest = checkSquashfsImage(await store.fetchBytes(targetDescriptor(target)), target);
+  const layers: LayerInput[] = manifest.layers.map((l) => ({
+    path: store.blobPath(l.digest),
+    digest: l.digest,
+    mediaType: l.mediaType,
+    ...(l.annotations ? { annotations: l.annotations } : {}),
+  }));
+  const dest = await realDest(opts.dest ?? join(root, 'mnt', 'mos', target.service_name));
+  const plan = planMount({
+    target: target.service_name,
+    layers,
+    dest,
+    scratchDir: scratchDirFor(root),
+    writable: !(opts.readonly ?? false),
+    requireVerity: opts.requireVerity ?? false,
+  });
+  const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
+  if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
+  const res = await mountImage(plan, {
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
+}
+
+/** The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. */
+export async function createBootFs(opts: Omit<MountTargetOptions, 'target'>): Promise<MountTargetResult> {
+  return mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
+}
+
+/** Unmounts a root mounted by {@link mountTarget}, releasing unused layers and writable dirs. Idempotent. */
+export async function umountTarget(opts: { root: string; dest: string; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult> {
+  const root = await realRoot(opts.root);
+  return unmountImage({
+    dest: await realDest(opts.dest),
+    scratchDir: scratchDirFor(root),
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+}
