@@ -38,6 +38,7 @@ export interface SystemGcResult extends GcResult {
  */
 export async function systemGc(opts: SystemGcOptions): Promise<SystemGcResult> {
   const log = opts.log ?? silentLogger;
+  await listHistory({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
   await using _lock = await lockConfig(opts.root);
   const gens = await listHistory({ root: opts.root });
   const roots = new Set<Digest>();
