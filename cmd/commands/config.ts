@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { history, status, type HistoryEntry, type StatusResult } from '../../src/system/index.js';
+import { history, status, withRuntime, type HistoryEntry, type LiveStatus } from '../../src/system/index.js';
 import { action } from '../common.js';
+import { short, table, when } from '../format.js';
 
 /** Adds this area's mosctl subcommands: `status`, `history`. */
 export function registerMosctl(program: Command): void {
@@ -11,7 +12,7 @@ export function registerMosctl(program: Command): void {
     .action(
       action(async (ctx, o: { generation?: string }) => {
         const ref = o.generation === undefined ? undefined : /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation;
-        const result = await status({ root: ctx.globals.root, ...(ref !== undefined ? { ref } : {}) });
+        const result = await withRuntime(ctx.globals.root, await status({ root: ctx.globals.root, ...(ref !== undefined ? { ref } : {}) }));
         return { result, text: statusText(result) };
       }),
     );
@@ -29,7 +30,8 @@ export function registerMosctl(program: Command): void {
 /** Adds this area's mosb subcommands. */
 export function registerMosb(_program: Command): void {}
 
-function statusText(s: StatusResult): string {
+function statusText(s: LiveStatus): string {
+  const live = new Map(s.runtime.map((r) => [r.name, r.state ?? (r.mounted ? 'MOUNTED' : '-')]));
   const g = s.generation;
   const out = [
     `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
@@ -37,8 +39,8 @@ function statusText(s: StatusResult): string {
     `update     ${s.update_type || 'partial'}`,
     '',
     table(
-      ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK'],
-      s.targets.map((t) => [t.name, t.service_type, t.version, short(t.digest), String(t.size), t.nsgroup || '-', t.network]),
+      ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK', 'STATE'],
+      s.targets.map((t) => [t.name, t.service_type, t.version, short(t.digest), String(t.size), t.nsgroup || '-', t.network, live.get(t.name) ?? '-']),
     ),
   ];
   if (s.storage.length > 0) {
@@ -58,20 +60,4 @@ function historyText(h: readonly HistoryEntry[]): string {
       e.problem !== undefined ? `(unreadable: ${e.problem})` : e.targets.map((t) => `${t.name}@${short(t.digest)}`).join(' '),
     ]),
   );
-}
-
-function when(iso: string): string {
-  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-}
-
-function short(digest: string): string {
-  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]*$/, '$1');
-}
-
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  // Messages and names come from the repository: keep each cell on one line.
-  const clean = rows.map((r) => r.map((c) => c.replace(/[\0-\x1f\x7f]/g, ' ')));
-  const widths = head.map((h, i) => Math.max(h.length, ...clean.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(head), ...clean.map(line)].join('\n');
 }

@@ -16,3 +16,7 @@ export { pullTargets, openStore, hasImage, targetDescriptor, checkSquashfsImage,
 export { loadAnchors, installVerifier, verifyTriple, caPathFor, MANIFEST_CA_PATH } from './trust-policy.js';
 export { compareVersions, compareNatural } from './version-order.js';
 export { mountTarget, createBootFs, umountTarget, scratchDirFor, type MountTargetOptions, type MountTargetResult } from './mount.js';
+export { activate, deactivate, loadVerifiedSystem, targetPaths, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';
+export { boot, type BootOptions, type BootResult, type BootTarget } from './boot.js';
+export { withRuntime, type LiveStatus, type TargetRuntime } from './runtime-view.js';
+export { readTargetImage, mountTargetRoot, unmountTargetRoot, planTargetRoot, scratchDirOf, type TargetImage, type ImageRunConfig } from './target-root.js';
