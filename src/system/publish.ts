@@ -1,5 +1,5 @@
 import { resolve as resolvePath } from 'node:path';
-import { MosError, isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isMosError, silentLogger, type Digest, type Logger, type OnProgress } from '../base/index.js';
 import { readFileLimited } from '../host/index.js';
 import {
   MAX_MANIFEST_BYTES, installFileFromImport, parseImportFile, parseSource, serializeInstallFile,
@@ -56,13 +56,13 @@ export interface PublishResult {
   /** Where the install artifact is: `host:port/name:tag` or `oci:DIR:TAG`. */
   readonly reference: string;
   /** Digest of the install artifact manifest (the `subject` of the certificate and signature). */
-  readonly digest: string;
+  readonly digest: Digest;
   /** sha256 hex of the exact install.json bytes. */
   readonly installSha: string;
-  readonly targets: readonly { readonly name: string; readonly digest: string; readonly size: number }[];
+  readonly targets: readonly { readonly name: string; readonly digest: Digest; readonly size: number }[];
   /** Digests of the certificate and signature referrer manifests. */
-  readonly cert: string;
-  readonly signature: string;
+  readonly cert: Digest;
+  readonly signature: Digest;
 }
 
 /** Where the artifacts go, parsed (nothing opened or created yet). */
@@ -93,7 +93,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
 
   const sources = await resolveSources(imp, opts, t, step);
   const pins = new Map<string, Pin>(imp.targets.map((tg, i) => [tg.service_name, sources[i]!.pin]));
-  const raw = serializeInstallFile(installFileFromImport(imp, pins));
+  const raw = serializeInstallFile(rethrowAs(() => installFileFromImport(imp, pins), (e) => `${file}: ${e.subject ?? ''}`));
   const signature = signAndCheck(signer, raw, opts.now ?? new Date());
 
   const stores = await openDestination(dest, opts, log);
@@ -127,7 +127,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     reference,
     digest: subject.digest,
     installSha: layerOf(install).digest.slice('sha256:'.length),
-    targets: imp.targets.map((tg, i) => ({ name: tg.service_name, digest: sources[i]!.pin.digest, size: sources[i]!.pin.size })),
+    targets: imp.targets.map((tg, i) => ({ name: tg.service_name, digest: sources[i]!.descriptor.digest, size: sources[i]!.pin.size })),
     cert: cert.descriptor.digest,
     signature: sigDigest,
   };
@@ -173,12 +173,14 @@ export function parseDestination(repo: string, name: string): Destination {
   return { kind: 'registry', host, name: ref.name, tag: ref.tag };
 }
 
-function rethrowAs<T>(fn: () => T, subject: string): T {
+// Re-subjects a MosError thrown by `fn` (keeping code, message, hint and the cause).
+function rethrowAs<T>(fn: () => T, subject: string | ((e: MosError) => string)): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof MosError) throw new MosError({ code: e.code, subject, message: e.message, ...(e.hint ? { hint: e.hint } : {}), cause: e });
-    throw e;
+    if (!(e instanceof MosError)) throw e;
+    const s = typeof subject === 'string' ? subject : subject(e);
+    throw new MosError({ code: e.code, subject: s, message: e.message, ...(e.hint ? { hint: e.hint } : {}), cause: e });
   }
 }
 
@@ -263,7 +265,7 @@ async function pushReferrer(store: ContentStore, subject: Descriptor, m: BuiltMa
   await addReferrer(store, subject, { ...m.descriptor, artifactType });
 }
 
-async function pushSignature(store: ContentStore, subject: Descriptor, signature: Uint8Array, created: Date, t: TransferOptions): Promise<string> {
+async function pushSignature(store: ContentStore, subject: Descriptor, signature: Uint8Array, created: Date, t: TransferOptions): Promise<Digest> {
   const m = referrerArtifact({ artifactType: SIGNATURE_ARTIFACT_TYPE, payload: signature, title: SIGNATURE_LAYER_TITLE, subject, created });
   await pushReferrer(store, subject, m, signature, SIGNATURE_ARTIFACT_TYPE, t);
   return m.descriptor.digest;
@@ -274,7 +276,7 @@ async function pushSignature(store: ContentStore, subject: Descriptor, signature
  * a randomized scheme (ECDSA) then adds no second signature. RSA and Ed25519 signatures are
  * deterministic, so their artifact is byte-identical anyway.
  */
-async function reusableSignature(store: ContentStore, subject: Descriptor, certPem: Uint8Array, raw: Uint8Array, t: TransferOptions): Promise<string | undefined> {
+async function reusableSignature(store: ContentStore, subject: Descriptor, certPem: Uint8Array, raw: Uint8Array, t: TransferOptions): Promise<Digest | undefined> {
   const found = (await listReferrers(store, subject, SIGNATURE_ARTIFACT_TYPE)).slice(0, MAX_REUSE_CANDIDATES);
   for (const d of found) {
     try {
