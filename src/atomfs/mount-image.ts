@@ -94,10 +94,17 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
   }
 
   const mode = opts.layerMount ?? 'auto';
-  const hostRoot = await isHostRoot();
-  const dm = hostRoot && mode === 'auto' && (await hasDeviceMapper());
+  const { hostRoot, dm } = await hostCaps(mode);
   const mountedNow: string[] = [];
   const layers: MountedLayer[] = [];
+  // Layer mounts are independent: start each as soon as its dir exists, join them before the overlay.
+  const pending: Promise<MountedLayer>[] = [];
+  const joinLayers = async () => {
+    const settled = await Promise.allSettled(pending.splice(0));
+    for (const r of settled) if (r.status === 'fulfilled') layers.push(r.value);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
   try {
     for (const s of plan.steps) {
       switch (s.kind) {
@@ -118,22 +125,37 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
           }
           step('mount-layer', s.layer.digest);
           mountedNow.push(s.layer.dir);
-          const via = await mountLayer(s.layer, facts.get(s.layer.digest)!, { mode, hostRoot, dm, log, signal: opts.signal });
-          layers.push({ digest: s.layer.digest, dir: s.layer.dir, via, checked: checked.has(s.layer.digest) });
+          const layer = s.layer;
+          pending.push(
+            mountLayer(layer, facts.get(layer.digest)!, { mode, hostRoot, dm, log, signal: opts.signal }).then((via) => ({ digest: layer.digest, dir: layer.dir, via, checked: checked.has(layer.digest) })),
+          );
           break;
         }
         case 'overlay':
+          await joinLayers();
           step('overlay', s.dest);
           await mountOverlay({ target: s.dest, options: s.options, signal: opts.signal });
           break;
       }
     }
   } catch (e) {
+    await joinLayers().catch(() => {});
     await rollback(plan, mountedNow, log).catch((r: unknown) => log.warn('rollback after a failed mount was incomplete', { error: String(r) }));
     throw e;
   }
   log.info('mounted', { target: plan.target, dest: plan.dest, writable: plan.writable });
   return { target: plan.target, dest: plan.dest, writable: plan.writable, alreadyMounted: false, layers };
+}
+
+let caps: Promise<{ hostRoot: boolean; dm: boolean }> | undefined;
+// Neither fact changes while a process runs: ask the kernel once.
+async function hostCaps(mode: LayerMountMode): Promise<{ hostRoot: boolean; dm: boolean }> {
+  caps ??= (async () => {
+    const hostRoot = await isHostRoot();
+    return { hostRoot, dm: hostRoot && (await hasDeviceMapper()) };
+  })();
+  const c = await caps;
+  return { hostRoot: c.hostRoot, dm: c.dm && mode === 'auto' };
 }
 
 function sameOverlay(e: MountInfoEntry, lowerDirs: readonly string[], upperDir: string | undefined): boolean {

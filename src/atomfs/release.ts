@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MosError, describeSystemError, type Logger } from '../base/index.js';
-import { closeVerityDevice, detachLoop, listLoopDevices, overlayLowerDirs, readMountInfo, unmount, mountAt, type MountInfoEntry } from '../host/index.js';
+import { closeVerityDevice, detachLoop, loopDevice, overlayLowerDirs, readMountInfo, unmount, mountAt, type MountInfoEntry } from '../host/index.js';
 import { WORKAROUND_DIR } from './constants.js';
 import type { AtomfsPaths } from './paths.js';
 
@@ -27,28 +27,45 @@ async function dmName(device: string): Promise<string | undefined> {
 
 /**
  * Unmounts the atoms among `dirs` (all below `paths.mounts`) that no overlay uses, frees their loop or
- * dm-verity devices, and removes their directories; the shared `workaround` dir goes when unused. Each
- * step re-reads the mount table, so a second run finds nothing to do. Returns the released atom dirs.
+ * dm-verity devices, and removes their directories; the shared `workaround` dir goes when unused. With
+ * `overlay`, that overlay is unmounted first, in the same umount(8) call (one process for the whole
+ * teardown of a root). A second run finds nothing to do. Returns the released atom dirs.
  */
 export async function releaseUnusedAtoms(
   paths: AtomfsPaths,
   dirs: Iterable<string>,
-  opts: { log: Logger; signal?: AbortSignal },
+  opts: { log: Logger; signal?: AbortSignal; overlay?: MountInfoEntry },
 ): Promise<string[]> {
   const mi = await readMountInfo();
-  const used = lowerDirsInUse(mi);
+  const used = lowerDirsInUse(mi.filter((e) => e.id !== opts.overlay?.id));
+  const todo = [...new Set(dirs)].filter((d) => dirname(d) === paths.mounts && !used.has(d));
+  const first = new Map(todo.map((d) => [d, mountAt(mi, d)] as const));
+  const dmNames = new Map<string, string | undefined>();
+  for (const [d, m] of first) if (m && (m.source.startsWith('/dev/dm-') || m.source.startsWith('/dev/mapper/'))) dmNames.set(d, await dmName(m.device));
+  const targets = [...(opts.overlay ? [opts.overlay.mountPoint] : []), ...todo.filter((d) => first.get(d) !== undefined)];
+  if (targets.length > 0) {
+    try {
+      await unmount(targets, opts);
+    } catch (e) {
+      if (opts.overlay && mountAt(await readMountInfo(), opts.overlay.mountPoint)?.id === opts.overlay.id) throw e;
+      // The overlay went; an atom that did not is retried one by one below, with its own error.
+    }
+  }
   const released: string[] = [];
-  for (const dir of new Set(dirs)) {
-    if (dirname(dir) !== paths.mounts || used.has(dir)) continue;
-    // Unmount every stacked mount at dir (an interrupted run may have mounted twice).
-    for (let m = mountAt(mi, dir); m !== undefined; m = mountAt(await readMountInfo(), dir)) {
-      const dm = m.source.startsWith('/dev/dm-') || m.source.startsWith('/dev/mapper/') ? await dmName(m.device) : undefined;
-      await unmount(dir, opts);
-      opts.log.debug('released layer mount', { dir, source: m.source });
+  for (const d of todo) {
+    const m = first.get(d);
+    if (m !== undefined) {
+      opts.log.debug('released layer mount', { dir: d, source: m.source });
+      const dm = dmNames.get(d);
       if (dm !== undefined) await closeVerityDevice(dm, opts);
       else if (m.source.startsWith('/dev/loop')) await detachIfIdle(m.source, opts);
     }
-    if ((await removeEmptyDir(dir)) && basename(dir) !== WORKAROUND_DIR) released.push(dir);
+    // Anything still mounted here (a failed umount, or stacked mounts from an interrupted run).
+    for (let s = mountAt(await readMountInfo(), d); s !== undefined; s = mountAt(await readMountInfo(), d)) {
+      await unmount(d, opts);
+      if (s.source.startsWith('/dev/loop')) await detachIfIdle(s.source, opts);
+    }
+    if ((await removeEmptyDir(d)) && basename(d) !== WORKAROUND_DIR) released.push(d);
   }
   await removeEmptyDir(paths.mounts);
   return released;
@@ -57,7 +74,7 @@ export async function releaseUnusedAtoms(
 // mount -o loop makes autoclear devices the kernel frees at unmount; a device still bound here was
 // attached some other way (or by an interrupted mount) and nothing else mounts it.
 async function detachIfIdle(loopPath: string, opts: { log: Logger; signal?: AbortSignal }): Promise<void> {
-  const loop = (await listLoopDevices()).find((l) => l.path === loopPath);
+  const loop = await loopDevice(loopPath);
   if (loop === undefined || loop.autoclear) return;
   if ((await readMountInfo()).some((e) => e.device === loop.device)) return;
   await detachLoop(loopPath, opts);

@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
-import { acquireLock, exists, mountAt, mountOption, overlayLowerDirs, readMountInfo, unmount } from '../host/index.js';
+import { acquireLock, exists, mountAt, mountOption, overlayLowerDirs, readMountInfo } from '../host/index.js';
 import { atomfsPaths } from './paths.js';
 import { releaseUnusedAtoms, removeWritableDirs } from './release.js';
 
@@ -52,10 +52,7 @@ export async function unmountImage(opts: UnmountImageOptions): Promise<UnmountIm
       hint: 'check --dest and --root',
     });
   }
-  await unmount(dest, opts.signal ? { signal: opts.signal } : {});
-  log.debug('unmounted overlay', { dest });
-
-  const releasedLayers = await releaseUnusedAtoms(paths, ours, { log, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const releasedLayers = await releaseUnusedAtoms(paths, ours, { log, overlay: entry, ...(opts.signal ? { signal: opts.signal } : {}) });
   const upper = mountOption(entry.superOptions, 'upperdir');
   const work = mountOption(entry.superOptions, 'workdir');
   let removedDirs: string[] = [];

@@ -3,4 +3,4 @@ export { writeFileAtomic, fsyncDir, ensureDir, exists, readFileLimited, tempPath
 export { acquireLock, lockHolder, type FileLock, type LockOptions } from './lock.js';
 export { parseMountInfo, readMountInfo, mountOption, overlayLowerDirs, mountAt, type MountInfoEntry } from './mountinfo.js';
 export { mountSquashfs, mountSquashfuse, mountOverlay, unmount, openVerityDevice, closeVerityDevice, isHostRoot, hasDeviceMapper, type MountCallOptions } from './mount.js';
-export { listLoopDevices, detachLoop, type LoopDevice } from './loop.js';
+export { listLoopDevices, loopDevice, detachLoop, type LoopDevice } from './loop.js';

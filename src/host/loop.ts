@@ -32,19 +32,27 @@ export async function listLoopDevices(): Promise<LoopDevice[]> {
   }
   const out: LoopDevice[] = [];
   for (const name of names) {
-    const dir = `/sys/block/${name}`;
-    const backing = await readSys(`${dir}/loop/backing_file`);
-    if (backing === undefined) continue; // no loop/ directory: the device is unbound
-    out.push({
-      path: `/dev/${name}`,
-      device: (await readSys(`${dir}/dev`)) ?? '',
-      backingFile: backing.replace(/ \(deleted\)$/, ''),
-      offset: Number((await readSys(`${dir}/loop/offset`)) ?? 0),
-      sizeLimit: Number((await readSys(`${dir}/loop/sizelimit`)) ?? 0),
-      autoclear: (await readSys(`${dir}/loop/autoclear`)) === '1',
-    });
+    const l = await loopDevice(`/dev/${name}`);
+    if (l !== undefined) out.push(l);
   }
   return out;
+}
+
+/** One loop device's binding, or undefined when it is unbound or not a loop device. */
+export async function loopDevice(path: string): Promise<LoopDevice | undefined> {
+  const name = path.replace(/^\/dev\//, '');
+  if (!/^loop\d+$/.test(name)) return undefined;
+  const dir = `/sys/block/${name}`;
+  const backing = await readSys(`${dir}/loop/backing_file`);
+  if (backing === undefined) return undefined; // no loop/ directory: the device is unbound
+  return {
+    path: `/dev/${name}`,
+    device: (await readSys(`${dir}/dev`)) ?? '',
+    backingFile: backing.replace(/ \(deleted\)$/, ''),
+    offset: Number((await readSys(`${dir}/loop/offset`)) ?? 0),
+    sizeLimit: Number((await readSys(`${dir}/loop/sizelimit`)) ?? 0),
+    autoclear: (await readSys(`${dir}/loop/autoclear`)) === '1',
+  };
 }
 
 /** Detaches a loop device (`losetup -d`); throws HOST_EXEC_FAILED when losetup refuses. */

@@ -51,9 +51,13 @@ export async function mountOverlay(opts: MountCallOptions & { target: string; op
   await run(['mount', '-t', 'overlay', 'overlay', '-o', opts.options, opts.target], opts.target, 'overlay mount', opts);
 }
 
-/** Unmounts `target` (one mount: the topmost). Throws HOST_MOUNT_FAILED, e.g. when it is busy. */
-export async function unmount(target: string, opts: MountCallOptions = {}): Promise<void> {
-  await run(['umount', target], target, 'unmount', opts);
+/**
+ * Unmounts `target` (the topmost mount there), or several targets in order with one umount(8) process.
+ * Throws HOST_MOUNT_FAILED, e.g. when one is busy (the others may be unmounted by then).
+ */
+export async function unmount(target: string | readonly string[], opts: MountCallOptions = {}): Promise<void> {
+  const targets = typeof target === 'string' ? [target] : target;
+  await run(['umount', ...targets], targets.join(' '), 'unmount', opts);
 }
 
 /** Opens a dm-verity device `name` over a blob with appended hash data (`veritysetup open`). */
