@@ -47,7 +47,7 @@ t.test(`${KILLS} SIGKILLs during a registry -> layout copy`, { skip: needs({ pro
     t.teardown(killer);
     if (i % 2 === 0) {
       // Uniform over the whole run: start-up, layout creation, blob streaming, index.json write.
-      await new Promise((r) => setTimeout(r, randomInt(5, Math.min(fullRunMs, 2000))));
+      await new Promise((r) => setTimeout(r, randomInt(5, Math.min(fullRunMs, 1200))));
     } else {
       // 5-300 ms after the first progress line: in the middle of the blob transfers.
       await Promise.race([once(child.stderr, 'data'), once(child, 'exit')]);
