@@ -52,7 +52,7 @@ build "$work/hostfs-1.0" hostfs-1.0
 busybox_tree "$work/web-1.0" 1.0
 mkdir -p "$work/web-1.0/www"
 echo '<h1>hello from the web example</h1>' >"$work/web-1.0/www/index.html"
-build "$work/web-1.0" web-1.0 --entrypoint '["/bin/httpd","-f","-p","8080","-h","/www"]' --workdir /www
+build "$work/web-1.0" web-1.0 --entrypoint '["/usr/sbin/httpd","-f","-p","8080","-h","/www"]' --workdir /www
 
 mkdir -p "$work/tools-1.0/bin" "$work/tools-1.0/share"
 echo 1.0.0 >"$work/tools-1.0/VERSION"

@@ -10,6 +10,7 @@ import {
   type ContainerSpec, type ContainerStateName, type NetworkSpec,
 } from '../runtime/index.js';
 import { openStore } from './pull-targets.js';
+import { checkCommand } from './rootfs-path.js';
 import { loadSystem, type LoadedSystem } from './status.js';
 import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, scratchDirOf, unmountTargetRoot } from './target-root.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
@@ -117,6 +118,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
   await ensureDir(paths.containerRoot);
   await mountTargetRoot({ root, name: target.service_name, image, dest: paths.containerRoot, writable: true, log, ...verity(opts), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   try {
+    await checkCommand(paths.containerRoot, spec.command, spec.env, target.service_name);
     if (spec.idmap) {
       await ensureSubordinateIds([spec.idmap]);
       await shiftOwnership({ dir: paths.containerRoot, hostid: spec.idmap.hostid, range: spec.idmap.range, recordFile: paths.shiftRecord });
