@@ -83,8 +83,8 @@ export async function buildImages(dir: string): Promise<Images> {
   return { layout, digests };
 }
 
-/** A manifest.yaml over the images in `images.layout`. */
-export function manifestYaml(images: Images, opts: { product?: string; updateType?: 'complete' | 'partial'; targets: string[] }): string {
+/** A manifest.yaml with two storage volumes over target lines made by `T`. */
+export function manifestYaml(opts: { product?: string; updateType?: 'complete' | 'partial'; targets: string[] }): string {
   const lines = [`version: 1`, `product: ${opts.product ?? 'de6c82c5-2e01-4c92-949b-a6545d30fc06'}`, `update_type: ${opts.updateType ?? 'complete'}`];
   lines.push('storage:', '  - {label: appdata, persistent: true, nsgroup: c1, size: 10}', '  - {label: cache, persistent: false, nsgroup: c1, size: 10}');
   lines.push('targets:');

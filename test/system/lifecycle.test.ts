@@ -24,7 +24,7 @@ t.test('system lifecycle', { skip }, async (t) => {
   const images: Images = await buildImages(work);
   const reg = await startRegistry(t);
   const pub = (name: string, targets: string[], o: { product?: string; updateType?: 'complete' | 'partial'; signer?: typeof pki } = {}) =>
-    publishYaml({ dir: work, yaml: manifestYaml(images, { targets, ...o }), repo: reg.host, name, pki: o.signer ?? pki });
+    publishYaml({ dir: work, yaml: manifestYaml({ targets, ...o }), repo: reg.host, name, pki: o.signer ?? pki });
 
   const v1 = await pub('machine/install:1.0', [T.hostfs(images), T.data(images), T.service(images)]);
   const v11 = await pub('machine/install:1.1', [T.hostfs(images, '1.1'), T.data(images), T.service(images)]);
