@@ -2,7 +2,7 @@ import { t } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fallbackTag } from '../../src/oci/index.js';
-import { publish, type PublishOptions } from '../../src/system/index.js';
+import { parseDestination, publish, type PublishOptions } from '../../src/system/index.js';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { freePort, startRegistry } from '../support/registry.js';
@@ -10,6 +10,21 @@ import { PROGRAMS, buildImages, catalog, curlJson, makeProject, manifestYaml } f
 
 const skip = needs({ programs: [...PROGRAMS, 'htpasswd'] });
 const ZERO = `sha256:${'0'.repeat(64)}`;
+
+t.test('parseDestination: --repo and --name', async (t) => {
+  t.strictSame(parseDestination('127.0.0.1:5000', 'machine/install:1.0.0'), { kind: 'registry', host: '127.0.0.1:5000', name: 'machine/install', tag: '1.0.0' });
+  t.strictSame(parseDestination('docker://reg.example:5000/', 'a/b:c'), { kind: 'registry', host: 'reg.example:5000', name: 'a/b', tag: 'c' });
+  t.strictSame(parseDestination('oci:/srv/cd/oci', 'machine/install:1.0.0'), { kind: 'layout', dir: '/srv/cd/oci', tag: '1.0.0' });
+  const bad: [string, string, string][] = [
+    ['127.0.0.1:5000', 'machine/install', '--name machine/install'],
+    ['127.0.0.1:5000', 'x@sha256:' + '0'.repeat(64), '--name x@sha256:' + '0'.repeat(64)],
+    ['127.0.0.1:5000', 'Machine/install:1', '--repo 127.0.0.1:5000 --name Machine/install:1'],
+    ['127.0.0.1:5000', 'machine/install:bad tag', '--repo 127.0.0.1:5000 --name machine/install:bad tag'],
+    ['oci:', 'a:1', '--repo oci:'],
+    ['host/path', 'a:1', '--repo host/path'],
+  ];
+  for (const [repo, name, subject] of bad) t.throws(() => parseDestination(repo, name), { code: 'OCI_REFERENCE_INVALID', subject }, `${repo} ${name}`);
+});
 
 t.test('bad inputs: one clear error each, nothing pushed', { skip }, async (t) => {
   const dir = t.testdir({});
