@@ -323,3 +323,16 @@ t.test('Warning: 299 headers are logged once each, never acted on', async (t) =>
   await repo.resolve('v1');
   t.strictSame(warnings, [`registry ${fake.host}: repository is deprecated`]);
 });
+
+t.test('a manifest without a mediaType field keeps the served media type when resolved again by digest', async (t) => {
+  const fake = await startFakeRegistry(t);
+  const repo = openRepository({ host: fake.host, name: 'mos/x', ...FAST });
+  // skopeo pushes manifests like this: the type is only in Content-Type.
+  const bytes = JSON.stringify({ schemaVersion: 2, config: { mediaType: OCI_CONFIG, digest: EMPTY_JSON_DIGEST, size: 2 }, layers: [] });
+  const d = fake.putManifest(OCI_MANIFEST, bytes, 'v1');
+  const byTag = await repo.resolve('v1');
+  t.equal(byTag.mediaType, OCI_MANIFEST);
+  const byDigest = await repo.resolve(d.digest); // served from the cache
+  t.strictSame(byDigest, { mediaType: OCI_MANIFEST, digest: d.digest, size: d.size });
+  t.equal(fake.requests.filter((r) => r.path.includes('/manifests/')).length, 1, 'second resolve came from the cache');
+});

@@ -51,7 +51,7 @@ export class RegistryRepository implements ContentStore {
   readonly transport: Transport;
   /** @internal resolved options. */
   readonly opts: ResolvedOptions;
-  private readonly cache = new Map<Digest, Uint8Array>();
+  private readonly cache = new Map<Digest, { readonly bytes: Uint8Array; readonly mediaType: string }>();
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
@@ -100,8 +100,10 @@ export class RegistryRepository implements ContentStore {
       throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `${this.display}:${reference}`, message: `"${reference}" is neither a tag nor a digest` });
     }
     if (byDigest) {
+      // The cache keeps the media type the registry served: a manifest without a mediaType field
+      // (skopeo pushes them so) must not come back typeless.
       const cached = this.cache.get(reference);
-      if (cached) return { descriptor: describe(cached, mediaTypeOfBody(cached) ?? '', reference), bytes: cached };
+      if (cached) return { descriptor: describe(cached.bytes, cached.mediaType, reference), bytes: cached.bytes };
     }
     const what = `fetch manifest ${this.display}${byDigest ? '@' : ':'}${reference}`;
     const ex = await this.transport.request({ method: 'GET', url: this.path('manifests', reference), scopes: this.scope('pull'), headers: { accept: ACCEPT }, what, signal: opts.signal });
@@ -130,7 +132,7 @@ export class RegistryRepository implements ContentStore {
         throw new MosError({ code: 'OCI_DIGEST_MISMATCH', subject, message: `content hashes to ${digest}, the registry says ${headerDigest}`, hint: 'the registry served corrupt content; nothing was stored' });
       }
     }
-    this.remember(digest, bytes);
+    this.remember(digest, bytes, mediaType);
     return { descriptor: { mediaType, digest, size: bytes.byteLength }, bytes };
   }
 
@@ -291,9 +293,9 @@ export class RegistryRepository implements ContentStore {
   }
 
   /** @internal keeps a manifest's bytes for a later fetch by digest. */
-  remember(digest: Digest, bytes: Uint8Array): void {
+  remember(digest: Digest, bytes: Uint8Array, mediaType: string): void {
     this.cache.delete(digest);
-    this.cache.set(digest, bytes);
+    this.cache.set(digest, { bytes, mediaType });
     if (this.cache.size > MANIFEST_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
   }
 

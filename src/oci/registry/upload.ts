@@ -144,7 +144,7 @@ export async function pushManifest(
   checkDigestHeader(ex, desc.digest, what);
   const ociSubject = ex.res.headers.get('oci-subject');
   await discard(ex);
-  repo.remember(desc.digest, bytes);
+  repo.remember(desc.digest, bytes, desc.mediaType);
   if (opts.skipSubject) return;
   const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { subject?: Descriptor; artifactType?: string; config?: Descriptor; annotations?: Record<string, string> };
   if (!doc.subject || typeof doc.subject.digest !== 'string' || ociSubject) return;
