@@ -39,7 +39,7 @@ t.test('the four examples build and publish to a fresh registry with the README 
 
   // The container example's entrypoint is a long-running busybox httpd.
   const web = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci:${join(dir, 'build', 'oci')}:web-1.0`], { encoding: 'utf8' })) as { config: { Entrypoint: string[] } };
-  t.strictSame(web.config.Entrypoint, ['/bin/httpd', '-f', '-p', '8080', '-h', '/www']);
+  t.strictSame(web.config.Entrypoint, ['/usr/sbin/httpd', '-f', '-p', '8080', '-h', '/www']);
 
   // Plain text output: the reference, then the digest.
   const text = await runCli('mosb', ['manifest', 'publish', '--repo', reg.host, '--name', 'examples/hostfs-only:1.0.0', '--project', 'snakeoil:default', join(top, 'manifests', 'hostfs-only.yaml')], { cwd: dir, env });
