@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { MosError, isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { readGeneration } from '../config/index.js';
@@ -12,19 +12,19 @@ import {
 import { openStore } from './pull-targets.js';
 import { checkCommand } from './rootfs-path.js';
 import { loadSystem, type LoadedSystem } from './status.js';
-import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, scratchDirOf, unmountTargetRoot } from './target-root.js';
-import { installVerifier, loadAnchors } from './trust-policy.js';
+import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, realRoot, scratchDirFor, unmountTargetRoot } from './target-root.js';
+import { loadVerifiedSystem } from './trust-policy.js';
 
 /** Where a target's pieces live under the root (pure). */
 export function targetPaths(root: string, name: string) {
   return {
     fsOnlyDest: join(root, 'mnt', 'atom', name),
-    containerRoot: join(scratchDirOf(root), 'roots', name),
+    containerRoot: join(scratchDirFor(root), 'roots', name),
     lxcPath: join(root, 'var', 'lib', 'lxc'),
     stateFile: join(root, 'var', 'lib', 'lxc', name, 'mosctl-state.json'),
     logFile: join(root, 'var', 'log', 'lxc', `${name}.log`),
     storageDir: join(root, 'storage'),
-    shiftRecord: join(scratchDirOf(root), name, 'shift.json'),
+    shiftRecord: join(scratchDirFor(root), name, 'shift.json'),
   };
 }
 
@@ -51,12 +51,6 @@ export interface ActivateResult {
   readonly state?: ContainerStateName;
 }
 
-/** Loads the current generation and verifies every install manifest in it against the manifest CA. */
-export async function loadVerifiedSystem(root: string, capath?: string, now?: Date): Promise<LoadedSystem> {
-  const anchors = await loadAnchors(root, capath);
-  return loadSystem(await readGeneration({ root }), { verify: installVerifier(anchors, now ?? new Date()) });
-}
-
 function findTarget(system: LoadedSystem, name: string): InstallTarget {
   const t = system.targets.find((x) => x.target.service_name === name)?.target;
   if (!t) {
@@ -77,7 +71,7 @@ function findTarget(system: LoadedSystem, name: string): InstallTarget {
  * root itself and changes only at the next boot.
  */
 export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
-  const root = resolve(opts.root);
+  const root = await realRoot(opts.root);
   const log = opts.log ?? silentLogger;
   const system = opts.system ?? (await loadVerifiedSystem(root, opts.capath, opts.now));
   const target = findTarget(system, opts.target);
@@ -206,7 +200,7 @@ export interface DeactivateResult {
  * Works from what is running, so a target an update removed can still be stopped. Idempotent.
  */
 export async function deactivate(opts: DeactivateOptions): Promise<DeactivateResult> {
-  const root = resolve(opts.root);
+  const root = await realRoot(opts.root);
   const log = opts.log ?? silentLogger;
   if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(opts.target) || opts.target.includes('..')) {
     throw new MosError({ code: 'INPUT_INVALID', subject: `target ${JSON.stringify(opts.target)}`, message: 'is not a valid target name' });

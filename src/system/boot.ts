@@ -1,7 +1,8 @@
-import { resolve } from 'node:path';
 import { isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { prepareVolumes, type VolumeResult } from '../runtime/index.js';
-import { activate, loadVerifiedSystem, targetPaths, type ActivateResult } from './activate.js';
+import { activate, targetPaths, type ActivateResult } from './activate.js';
+import { realRoot } from './target-root.js';
+import { loadVerifiedSystem } from './trust-policy.js';
 
 export interface BootOptions {
   readonly root: string;
@@ -30,7 +31,7 @@ export interface BootResult {
  * A failing target is reported and the others still start; the caller exits non-zero when any failed.
  */
 export async function boot(opts: BootOptions): Promise<BootResult> {
-  const root = resolve(opts.root);
+  const root = await realRoot(opts.root);
   const log = opts.log ?? silentLogger;
   const system = await loadVerifiedSystem(root, opts.capath, opts.now);
   const volumes = await prepareVolumes({

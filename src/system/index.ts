@@ -13,10 +13,10 @@ export { rollback, type RollbackOptions, type RollbackResult } from './rollback.
 export { planUpdate, type UpdatePlan, type PlannedEntry } from './plan-update.js';
 export { fetchInstall, type FetchedInstall, type FetchInstallOptions } from './fetch-install.js';
 export { pullTargets, openStore, hasImage, targetDescriptor, checkSquashfsImage, type PullTargetsResult } from './pull-targets.js';
-export { loadAnchors, installVerifier, verifyTriple, caPathFor, MANIFEST_CA_PATH } from './trust-policy.js';
+export { loadAnchors, loadVerifiedSystem, installVerifier, verifyTriple, caPathFor, MANIFEST_CA_PATH } from './trust-policy.js';
 export { compareVersions, compareNatural } from './version-order.js';
-export { mountTarget, createBootFs, umountTarget, scratchDirFor, type MountTargetOptions, type MountTargetResult } from './mount.js';
-export { activate, deactivate, loadVerifiedSystem, targetPaths, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';
+export { mountTarget, createBootFs, umountTarget, type MountTargetOptions, type MountTargetResult } from './mount.js';
+export { activate, deactivate, targetPaths, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';
 export { boot, type BootOptions, type BootResult, type BootTarget } from './boot.js';
 export { withRuntime, type LiveStatus, type TargetRuntime } from './runtime-view.js';
-export { readTargetImage, mountTargetRoot, unmountTargetRoot, planTargetRoot, scratchDirOf, type TargetImage, type ImageRunConfig } from './target-root.js';
+export { readTargetImage, mountTargetRoot, unmountTargetRoot, planTargetRoot, scratchDirFor, realRoot, realDest, type TargetImage, type ImageRunConfig } from './target-root.js';

@@ -1,18 +1,10 @@
-import { realpath } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
-import { MosError, describeSystemError, type Logger, type OnProgress } from '../base/index.js';
-import { describePlan, mountImage, planMount, unmountImage, type LayerInput, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
-import { readGeneration } from '../config/index.js';
+import { join } from 'node:path';
+import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
 import { openLayout } from '../oci/index.js';
 import { storeDir } from './gc.js';
-import { checkSquashfsImage, targetDescriptor } from './pull-targets.js';
-import { loadSystem } from './status.js';
-import { installVerifier, loadAnchors } from './trust-policy.js';
-
-/** `<root>/scratch-writes`: layer mounts and writable upper/work dirs. */
-export function scratchDirFor(root: string): string {
-  return join(root, 'scratch-writes');
-}
+import { planTargetRoot, readTargetImage, realDest, realRoot, scratchDirFor } from './target-root.js';
+import { loadVerifiedSystem } from './trust-policy.js';
 
 /** Options of {@link mountTarget}. */
 export interface MountTargetOptions {
@@ -49,25 +41,6 @@ export interface MountTargetResult {
   readonly layers: readonly MountedLayer[];
 }
 
-async function realRoot(root: string): Promise<string> {
-  try {
-    return await realpath(root);
-  } catch (e) {
-    throw new MosError({ code: 'NOT_FOUND', subject: root, message: `system root: ${describeSystemError(e)}`, cause: e });
-  }
-}
-
-// The kernel reports mount points with symlinks resolved: resolve dest (or its parent, if not made yet).
-async function realDest(dest: string): Promise<string> {
-  if (!isAbsolute(dest)) throw new MosError({ code: 'INPUT_INVALID', subject: dest, message: 'mount destination must be an absolute path' });
-  try {
-    return await realpath(dest);
-  } catch {
-    const parent = dirname(dest);
-    return parent === dest ? dest : join(await realDest(parent), basename(dest));
-  }
-}
-
 /**
  * Mounts one installed target's image: the current generation is read and every install manifest in it
  * verified against the manifest CA, the target's image manifest is read from the store by its signed
@@ -75,8 +48,7 @@ async function realDest(dest: string): Promise<string> {
  */
 export async function mountTarget(opts: MountTargetOptions): Promise<MountTargetResult> {
   const root = await realRoot(opts.root);
-  const anchors = await loadAnchors(root, opts.capath);
-  const sys = await loadSystem(await readGeneration({ root }), { verify: installVerifier(anchors, opts.now ?? new Date()) });
+  const sys = await loadVerifiedSystem(root, opts.capath, opts.now);
   const wanted = opts.target ?? sys.targets.find((t) => t.target.service_type === 'hostfs')?.target.service_name;
   const found = sys.targets.find((t) => t.target.service_name === wanted);
   if (wanted === undefined || found === undefined) {
@@ -88,23 +60,9 @@ export async function mountTarget(opts: MountTargetOptions): Promise<MountTarget
     });
   }
   const target = found.target;
-  const store = await openLayout(storeDir(root), opts.log ? { log: opts.log } : {});
-  const manifest = checkSquashfsImage(await store.fetchBytes(targetDescriptor(target)), target);
-  const layers: LayerInput[] = manifest.layers.map((l) => ({
-    path: store.blobPath(l.digest),
-    digest: l.digest,
-    mediaType: l.mediaType,
-    ...(l.annotations ? { annotations: l.annotations } : {}),
-  }));
+  const image = await readTargetImage(await openLayout(storeDir(root), opts.log ? { log: opts.log } : {}), target);
   const dest = await realDest(opts.dest ?? join(root, 'mnt', 'mos', target.service_name));
-  const plan = planMount({
-    target: target.service_name,
-    layers,
-    dest,
-    scratchDir: scratchDirFor(root),
-    writable: !(opts.readonly ?? false),
-    requireVerity: opts.requireVerity ?? false,
-  });
+  const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
   const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
   if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
   const res = await mountImage(plan, {

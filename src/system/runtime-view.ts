@@ -1,7 +1,7 @@
-import { resolve } from 'node:path';
 import { mountAt, readMountInfo } from '../host/index.js';
 import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { targetPaths } from './activate.js';
+import { realRoot } from './target-root.js';
 import type { StatusResult } from './status.js';
 
 /** What is live for one target right now. */
@@ -21,7 +21,7 @@ export interface LiveStatus extends StatusResult {
 
 /** Adds the mounted/running view to a status result. */
 export async function withRuntime(root: string, status: StatusResult): Promise<LiveStatus> {
-  const abs = resolve(root);
+  const abs = await realRoot(root).catch(() => root);
   const mounts = await readMountInfo();
   const runtime: TargetRuntime[] = [];
   for (const t of status.targets) {

@@ -1,5 +1,6 @@
-import { join } from 'node:path';
-import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { MosError, describeSystemError, type Logger, type OnProgress } from '../base/index.js';
 import { mountImage, planMount, unmountImage, type LayerInput, type MountImageResult, type MountPlan } from '../atomfs/index.js';
 import { mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
@@ -7,8 +8,28 @@ import type { ImageManifest, LayoutStore } from '../oci/index.js';
 import { checkSquashfsImage, targetDescriptor } from './pull-targets.js';
 
 /** `<root>/scratch-writes`, where layer mounts, writable dirs and target roots live. */
-export function scratchDirOf(root: string): string {
+export function scratchDirFor(root: string): string {
   return join(root, 'scratch-writes');
+}
+
+/** The system root with symlinks resolved: the kernel reports mount points that way. */
+export async function realRoot(root: string): Promise<string> {
+  try {
+    return await realpath(root);
+  } catch (e) {
+    throw new MosError({ code: 'NOT_FOUND', subject: root, message: `system root: ${describeSystemError(e)}`, cause: e });
+  }
+}
+
+/** A mount destination with symlinks resolved (or its parent's, when it does not exist yet). */
+export async function realDest(dest: string): Promise<string> {
+  if (!isAbsolute(dest)) throw new MosError({ code: 'INPUT_INVALID', subject: dest, message: 'mount destination must be an absolute path' });
+  try {
+    return await realpath(dest);
+  } catch {
+    const parent = dirname(dest);
+    return parent === dest ? dest : join(await realDest(parent), basename(dest));
+  }
 }
 
 /** The OCI image config fields a container target uses. */
@@ -88,7 +109,7 @@ export function planTargetRoot(opts: MountTargetRootOptions): MountPlan {
     target: opts.name,
     layers: opts.image.layers,
     dest: opts.dest,
-    scratchDir: scratchDirOf(opts.root),
+    scratchDir: scratchDirFor(opts.root),
     writable: opts.writable,
     requireVerity: opts.requireVerity ?? false,
   });
@@ -101,7 +122,7 @@ export async function mountTargetRoot(opts: MountTargetRootOptions): Promise<Mou
 
 /** Unmounts a target root (idempotent). */
 export async function unmountTargetRoot(root: string, dest: string, log?: Logger): Promise<boolean> {
-  const r = await unmountImage({ dest, scratchDir: scratchDirOf(root), ...(log ? { log } : {}) });
+  const r = await unmountImage({ dest, scratchDir: scratchDirFor(root), ...(log ? { log } : {}) });
   return r.unmounted;
 }
 

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { MosError } from '../base/index.js';
 import { readFileLimited } from '../host/index.js';
 import { parseCaBundle, verifyInstallSignature, MAX_PEM_BYTES, type SignerInfo, type TrustAnchors } from '../trust/index.js';
-import type { InstallFiles, InstallVerifier } from './status.js';
+import { readGeneration } from '../config/index.js';
+import { loadSystem, type InstallFiles, type InstallVerifier, type LoadedSystem } from './status.js';
 
 /** Where the initrd puts the manifest CA, relative to the system root. */
 export const MANIFEST_CA_PATH = 'factory/secure/manifestCA.pem';
@@ -54,4 +55,10 @@ export function installVerifier(anchors: TrustAnchors, now: Date = new Date()): 
   return (files) => {
     verifyTriple(files, anchors, now);
   };
+}
+
+/** Loads the current generation and verifies every install manifest in it against the manifest CA. */
+export async function loadVerifiedSystem(root: string, capath?: string, now?: Date): Promise<LoadedSystem> {
+  const anchors = await loadAnchors(root, capath);
+  return loadSystem(await readGeneration({ root }), { verify: installVerifier(anchors, now ?? new Date()) });
 }
