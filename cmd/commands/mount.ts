@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { createBootFs, mountTarget, umountTarget, type MountTargetResult } from '../../src/system/index.js';
+import { createBootFs, mountRemote, mountTarget, umountTarget, type MountTargetResult } from '../../src/system/index.js';
+import { collect } from '../format.js';
 import { action, type CommandContext } from '../common.js';
 
 interface MountFlags {
@@ -44,12 +45,25 @@ export function registerMosctl(program: Command): void {
   mountOptions(
     program
       .command('mount')
-      .description("mount an installed target's filesystem from its verified layers")
-      .option('-t, --target <name>', 'target to mount (default: the hostfs target)')
-      .option('--dest <dir>', 'mount point (default <root>/mnt/mos/<target>)'),
+      .description("mount a target's filesystem from its verified layers: an installed target, or (live CD) one from a signed install manifest SOURCE")
+      .argument('[source]', 'install manifest reference, on a machine with nothing installed (host/name:tag or oci:DIR:TAG)')
+      .option('-t, --target <name>', 'target to mount (default: hostfs; with SOURCE: livecd, else hostfs)')
+      .option('--dest <dir>', 'mount point (default <root>/mnt/mos/<target>)')
+      .option('--insecure-registry <host>', 'with SOURCE: allow plain HTTP to this registry host (repeatable)', collect)
+      .option('--registry-ca <file>', 'with SOURCE: extra CA for registry TLS (repeatable)', collect),
   ).action(
-    action(async (ctx, o: MountFlags) => {
-      const result = await mountTarget({ ...common(ctx, o), ...(o.target !== undefined ? { target: o.target } : {}) });
+    action(async (ctx, source: string | undefined, o: MountFlags & { insecureRegistry?: string[]; registryCa?: string[] }) => {
+      const target = o.target !== undefined ? { target: o.target } : {};
+      const result =
+        source === undefined
+          ? await mountTarget({ ...common(ctx, o), ...target })
+          : await mountRemote({
+              ...common(ctx, o),
+              ...target,
+              source,
+              ...(o.insecureRegistry ? { insecureHosts: o.insecureRegistry } : {}),
+              ...(o.registryCa ? { caFiles: o.registryCa } : {}),
+            });
       return { result, text: text(result) };
     }),
   );

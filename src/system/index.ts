@@ -15,7 +15,7 @@ export { fetchInstall, type FetchedInstall, type FetchInstallOptions } from './f
 export { pullTargets, openStore, hasImage, targetDescriptor, checkSquashfsImage, type PullTargetsResult } from './pull-targets.js';
 export { loadAnchors, loadVerifiedSystem, installVerifier, verifyTriple, caPathFor, MANIFEST_CA_PATH } from './trust-policy.js';
 export { compareVersions, compareNatural } from './version-order.js';
-export { mountTarget, createBootFs, umountTarget, type MountTargetOptions, type MountTargetResult } from './mount.js';
+export { mountTarget, mountRemote, type MountRemoteOptions, createBootFs, umountTarget, type MountTargetOptions, type MountTargetResult } from './mount.js';
 export { activate, deactivate, targetPaths, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';
 export { boot, type BootOptions, type BootResult, type BootTarget } from './boot.js';
 export { withRuntime, type LiveStatus, type TargetRuntime } from './runtime-view.js';

@@ -1,10 +1,16 @@
 import { join } from 'node:path';
 import { MosError, type Logger, type OnProgress } from '../base/index.js';
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
+import { configPaths } from '../config/index.js';
+import { exists } from '../host/index.js';
+import { parseInstallManifest } from '../manifest/index.js';
 import { openLayout } from '../oci/index.js';
+import type { RegistryAccess } from './copy.js';
+import { fetchInstall } from './fetch-install.js';
+import { pullTargets } from './pull-targets.js';
 import { storeDir } from './gc.js';
 import { planTargetRoot, readTargetImage, realDest, realRoot, scratchDirFor } from './target-root.js';
-import { loadVerifiedSystem } from './trust-policy.js';
+import { loadAnchors, loadVerifiedSystem } from './trust-policy.js';
 
 /** Options of {@link mountTarget}. */
 export interface MountTargetOptions {
@@ -87,4 +93,53 @@ export async function umountTarget(opts: { root: string; dest: string; log?: Log
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+}
+
+/** Options of {@link mountRemote}: a target straight from a signed install manifest (live CD). */
+export interface MountRemoteOptions extends Omit<MountTargetOptions, 'target'>, RegistryAccess {
+  /** The install manifest reference (`host/name:tag`, `oci:DIR:TAG`). */
+  readonly source: string;
+  /** Default `livecd`, else `hostfs`, else the manifest's only target. */
+  readonly target?: string;
+}
+
+/**
+ * `mosctl mount SOURCE` on a machine with nothing installed (a live CD/USB): fetches the install
+ * manifest and verifies it against the manifest CA like install does, pulls only the chosen target's
+ * image into the store (verified), and mounts it. Refused on an installed system, whose state must only
+ * change through install/update.
+ */
+export async function mountRemote(opts: MountRemoteOptions): Promise<MountTargetResult> {
+  const root = await realRoot(opts.root);
+  const { repoDir } = configPaths(root);
+  if (await exists(repoDir)) {
+    throw new MosError({
+      code: 'CONFIG_EXISTS',
+      subject: opts.source,
+      message: 'a system is installed here: mounting a remote manifest is only for machines with nothing installed',
+      hint: 'mount an installed target with mosctl mount -t TARGET, or update to the new manifest',
+    });
+  }
+  const anchors = await loadAnchors(root, opts.capath);
+  const fetched = await fetchInstall({ ...opts, anchors, ...(opts.now ? { now: opts.now } : {}) });
+  const manifest = parseInstallManifest(fetched.raw, `${opts.source}: install.json`);
+  const targets = manifest.value.targets;
+  const wanted = opts.target ?? (['livecd', 'hostfs'].find((n) => targets.some((x) => x.service_name === n)) ?? (targets.length === 1 ? targets[0]!.service_name : undefined));
+  const target = targets.find((x) => x.service_name === wanted);
+  if (!target) {
+    throw new MosError({
+      code: 'SYSTEM_TARGET_UNKNOWN',
+      subject: `${opts.source}: target ${wanted ?? '(none given)'}`,
+      message: wanted === undefined ? 'the manifest has several targets and none is livecd or hostfs' : 'is not in the install manifest',
+      hint: `targets: ${targets.map((x) => x.service_name).join(', ')}; choose one with --target`,
+    });
+  }
+  await pullTargets({ root, targets: [target], fetched, ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const image = await readTargetImage(await openLayout(storeDir(root), opts.log ? { log: opts.log } : {}), target);
+  const dest = await realDest(opts.dest ?? join(root, 'mnt', 'mos', target.service_name));
+  const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
+  const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
+  if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
+  const res = await mountImage(plan, { ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
 }

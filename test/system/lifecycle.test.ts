@@ -10,7 +10,7 @@ import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml, typ
 import { lockConfig, listHistory, readGeneration } from '../../src/config/index.js';
 import { parseSysManifest } from '../../src/manifest/index.js';
 import {
-  activate, boot, deactivate, install, rollback, status, update, withRuntime, createBootFs, umountTarget,
+  activate, boot, deactivate, install, rollback, status, update, withRuntime, createBootFs, umountTarget, mountRemote,
 } from '../../src/system/index.js';
 
 // The whole lifecycle against a real docker-registry, real squashfs/overlay mounts and real LXC:
@@ -53,6 +53,24 @@ t.test('system lifecycle', { skip }, async (t) => {
     t.notOk(existsSync(repo));
   });
 
+  await t.test('live CD: mount a target from a remote manifest without installing, read-only and writable', async (t) => {
+    const live = makeSystemRoot(t, 'mosctl-livecd-');
+    placeCa(live, pki);
+    const dest = join(live, 'newroot');
+    t.teardown(() => umountTarget({ root: live, dest }).then(() => undefined));
+    const ro = await mountRemote({ root: live, source: src(v1), dest, readonly: true });
+    t.equal(ro.target, 'hostfs');
+    t.ok(existsSync(join(dest, 'etc', 'os-release')));
+    t.throws(() => writeFileSync(join(dest, 'x'), 'x'), { code: 'EROFS' });
+    await umountTarget({ root: live, dest });
+    const rw = await mountRemote({ root: live, source: src(v1), dest, target: 'data' });
+    t.equal(rw.writable, true);
+    writeFileSync(join(dest, 'x'), 'x');
+    await umountTarget({ root: live, dest });
+    t.notOk(existsSync(join(live, 'config', 'manifest.git')), 'nothing installed');
+    await t.rejects(mountRemote({ root: live, source: src(evil), dest }), { code: /^TRUST_/ }, 'verified like install');
+  });
+
   await t.test('install: generation 1 with every target', async (t) => {
     const r = await install({ root, source: src(v1) });
     t.equal(r.generation, 1);
@@ -65,6 +83,7 @@ t.test('system lifecycle', { skip }, async (t) => {
     const files = readdirSync(repo).filter((f) => f !== '.git').sort();
     t.same(files, ['manifest.json', `${v1.installSha}.json`, `${v1.installSha}.json.signed`, `${v1.installSha}.pem`].sort(), 'mos layout');
     await t.rejects(install({ root, source: src(v1) }), { code: 'CONFIG_EXISTS' }, 'a second install is refused');
+    await t.rejects(mountRemote({ root, source: src(v1) }), { code: 'CONFIG_EXISTS' }, 'no remote mounts on an installed system');
   });
 
   await t.test('create-boot-fs read-only, then writable', async (t) => {
