@@ -3,18 +3,17 @@
 // Prints median wall times and their ratio (goal <= 0.8), our peak RSS (goal <= 150 MiB) and the blob
 // bytes fetched by a second pull into the full store (goal 0).
 // Run: npm run build && npx tsx bench/pull.ts [--layers N] [--layer-mib M] [--runs R]
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sha256Digest } from '../src/base/index.js';
 import { OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST, openLayout, type Descriptor } from '../src/oci/index.js';
+import { median, startBenchRegistry, timed as run, type BenchRegistry } from './support.js';
 
 const { values } = parseArgs({ options: { layers: { type: 'string', default: '8' }, 'layer-mib': { type: 'string', default: '128' }, runs: { type: 'string', default: '5' } } });
 const LAYERS = Number(values.layers);
@@ -37,24 +36,6 @@ const hwm = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8')
 process.stdout.write(JSON.stringify({ blobBytesFetched: src.store.stats.blobBytesFetched, blobsSkipped: r.blobsSkipped, maxRssKiB: process.resourceUsage().maxRSS, vmHwmKiB: hwm ? Number(hwm[1]) : 0 }));
 `;
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('registry did not start');
-}
-
 /** Writes `size` random bytes to `path`, hashing them on the way (never the whole layer in memory). */
 async function randomFile(path: string, size: number): Promise<Descriptor> {
   const out = createWriteStream(path);
@@ -70,31 +51,12 @@ async function randomFile(path: string, size: number): Promise<Descriptor> {
   return { mediaType: OCI_LAYER_TAR, digest: `sha256:${hash.digest('hex')}`, size };
 }
 
-function run(argv: string[]): Promise<{ ms: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve({ ms: performance.now() - t0, stdout }) : reject(new Error(`${argv.join(' ')}: exit ${code}\n${stderr}`))));
-  });
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const work = await mkdtemp(join(tmpdir(), 'mosctl-bench-pull-'));
-let registry: ReturnType<typeof spawn> | undefined;
+let registry: BenchRegistry | undefined;
 try {
-  const port = await freePort();
-  await writeFile(
-    join(work, 'registry.yml'),
-    `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: ${join(work, 'registry')} }\nhttp: { addr: 127.0.0.1:${port} }\nhealth: { storagedriver: { enabled: false } }\n`,
-  );
-  registry = spawn('docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' });
-  await waitForPort(port);
+  registry = await startBenchRegistry(work);
+  const port = registry.port;
 
   process.stderr.write(`generating ${LAYERS} x ${LAYER_MIB} MiB of random layers...\n`);
   const seed = await openLayout(join(work, 'seed'), { create: true });
@@ -146,9 +108,6 @@ try {
   console.log(`our peak RSS: ${(peakRssKiB / 1024).toFixed(0)} MiB  (goal <= 150 MiB)`);
   console.log(`second pull into the full store: ${second.blobBytesFetched} blob bytes fetched, ${second.blobsSkipped} blobs skipped  (goal 0)`);
 } finally {
-  if (registry?.pid !== undefined && registry.exitCode === null) {
-    registry.kill('SIGTERM');
-    await once(registry, 'exit');
-  }
+  await registry?.stop();
   await rm(work, { recursive: true, force: true });
 }
