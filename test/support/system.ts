@@ -86,7 +86,7 @@ export async function buildImages(dir: string): Promise<Images> {
 /** A manifest.yaml with two storage volumes over target lines made by `T`. */
 export function manifestYaml(opts: { product?: string; updateType?: 'complete' | 'partial'; targets: string[] }): string {
   const lines = [`version: 1`, `product: ${opts.product ?? 'de6c82c5-2e01-4c92-949b-a6545d30fc06'}`, `update_type: ${opts.updateType ?? 'complete'}`];
-  lines.push('storage:', '  - {label: appdata, persistent: true, nsgroup: c1, size: 10}', '  - {label: cache, persistent: false, nsgroup: c1, size: 10}');
+  lines.push('storage:', '  - {label: appdata, persistent: true, nsgroup: c1, size: 10}', '  - {label: cache, persistent: false, nsgroup: c2, size: 10}');
   lines.push('targets:');
   for (const t of opts.targets) lines.push(t);
   return lines.join('\n') + '\n';

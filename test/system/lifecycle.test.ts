@@ -120,6 +120,8 @@ t.test('system lifecycle', { skip }, async (t) => {
     const sys = parseSysManifest((await readGeneration({ root })).files.get('manifest.json')!, 'manifest.json');
     const c1 = sys.uidmaps?.find((m) => m['idmap-name'] === 'c1');
     t.equal(Number(uid), c1?.hostid, 'container root is the nsgroup hostid on the host');
+    const c2 = sys.uidmaps?.find((m) => m['idmap-name'] === 'c2');
+    t.ok(c1 && c2 && Math.abs(c1.hostid - c2.hostid) >= 65536, `nsgroups c1 (${c1?.hostid}) and c2 (${c2?.hostid}) have disjoint ranges`);
     const again = await activate({ root, target: 'svc' });
     t.equal(again.action, 'unchanged', 'same digest: not restarted');
   });
