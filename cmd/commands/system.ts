@@ -73,9 +73,10 @@ export function registerMosctl(program: Command): void {
     .requiredOption('-t, --target <name>', 'target name')
     .option('--capath <file>', 'manifest CA bundle')
     .option('--require-verity', 'refuse layers without a verity root hash', false)
+    .option('--systemd', 'also write <root>/etc/systemd/system/<target>.service for a container', false)
     .action(
-      action(async (ctx, o: { target: string; capath?: string; requireVerity: boolean }) => {
-        const r = await activate({ root: ctx.globals.root, target: o.target, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, log: ctx.log, onProgress: ctx.onProgress });
+      action(async (ctx, o: { target: string; capath?: string; requireVerity: boolean; systemd: boolean }) => {
+        const r = await activate({ root: ctx.globals.root, target: o.target, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: `${r.target}: ${r.action}${r.state ? ` (${r.state})` : ''} at ${r.path}` };
       }),
     );
@@ -94,9 +95,10 @@ export function registerMosctl(program: Command): void {
     .description('verify the system, set up storage and activate every target')
     .option('--capath <file>', 'manifest CA bundle')
     .option('--require-verity', 'refuse layers without a verity root hash', false)
+    .option('--systemd', 'also write systemd units for container targets', false)
     .action(
-      action(async (ctx, o: { capath?: string; requireVerity: boolean }) => {
-        const r = await boot({ root: ctx.globals.root, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, log: ctx.log, onProgress: ctx.onProgress });
+      action(async (ctx, o: { capath?: string; requireVerity: boolean; systemd: boolean }) => {
+        const r = await boot({ root: ctx.globals.root, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: bootText(r), ...(r.failed > 0 ? { exitCode: 9 } : {}) };
       }),
     );

@@ -6,7 +6,7 @@ import { ensureDir, exists, writeFileAtomic } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
 import {
   applyPortForwards, containerState, ensureSubordinateIds, idmapDefaults, idmapFor, prepareVolumes, probeHostFeatures,
-  removePortForwards, renderLxcConfig, resolveSpecUser, shiftOwnership, startContainer, stopContainer, volumeMounts,
+  removePortForwards, renderLxcConfig, renderSystemdUnit, resolveSpecUser, shiftOwnership, startContainer, stopContainer, volumeMounts,
   type ContainerSpec, type ContainerStateName, type NetworkSpec,
 } from '../runtime/index.js';
 import { openStore } from './pull-targets.js';
@@ -25,6 +25,7 @@ export function targetPaths(root: string, name: string) {
     logFile: join(root, 'var', 'log', 'lxc', `${name}.log`),
     storageDir: join(root, 'storage'),
     shiftRecord: join(scratchDirFor(root), name, 'shift.json'),
+    systemdUnit: join(root, 'etc', 'systemd', 'system', `${name}.service`),
   };
 }
 
@@ -33,6 +34,8 @@ export interface ActivateOptions {
   readonly target: string;
   readonly capath?: string;
   readonly requireVerity?: boolean;
+  /** Also write `<root>/etc/systemd/system/<T>.service` for a container target (hosts booted by systemd). */
+  readonly systemd?: boolean;
   /** A system already loaded and verified (boot passes it to avoid re-verifying per target). */
   readonly system?: LoadedSystem;
   readonly now?: Date;
@@ -98,6 +101,10 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
 
   // container
   const ref = { name: target.service_name, lxcPath: paths.lxcPath };
+  if (opts.systemd) {
+    await ensureDir(join(root, 'etc', 'systemd', 'system'));
+    await writeFileAtomic(paths.systemdUnit, renderSystemdUnit(target.service_name, { lxcPath: paths.lxcPath }));
+  }
   const before = await containerState(ref);
   const recorded = await readState(paths.stateFile);
   if (before.state === 'RUNNING' && recorded?.digest === target.digest) {

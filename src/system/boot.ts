@@ -8,6 +8,8 @@ export interface BootOptions {
   readonly root: string;
   readonly capath?: string;
   readonly requireVerity?: boolean;
+  /** Also write systemd units for container targets. */
+  readonly systemd?: boolean;
   readonly now?: Date;
   readonly log?: Logger;
   readonly onProgress?: OnProgress;
@@ -45,7 +47,7 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     if (target.service_type === 'hostfs') continue;
     opts.onProgress?.({ kind: 'step', step: 'activate', detail: target.service_name });
     try {
-      const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}) });
+      const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}), ...(opts.systemd ? { systemd: true } : {}) });
       targets.push({ ok: true, ...r });
     } catch (e) {
       if (!isMosError(e)) throw e;

@@ -122,8 +122,9 @@ t.test('system lifecycle', { skip }, async (t) => {
     t.equal(Number(uid), c1?.hostid, 'container root is the nsgroup hostid on the host');
     const c2 = sys.uidmaps?.find((m) => m['idmap-name'] === 'c2');
     t.ok(c1 && c2 && Math.abs(c1.hostid - c2.hostid) >= 65536, `nsgroups c1 (${c1?.hostid}) and c2 (${c2?.hostid}) have disjoint ranges`);
-    const again = await activate({ root, target: 'svc' });
+    const again = await activate({ root, target: 'svc', systemd: true });
     t.equal(again.action, 'unchanged', 'same digest: not restarted');
+    t.match(readFileSync(join(root, 'etc', 'systemd', 'system', 'svc.service'), 'utf8'), /^ExecStart=\S*lxc-execute -n svc -P /m, '--systemd writes a unit');
   });
 
   await t.test('boot keeps persistent volumes and empties the others', async (t) => {
