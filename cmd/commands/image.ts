@@ -3,13 +3,13 @@ import { MosError } from '../../src/base/index.js';
 import { parseReference } from '../../src/oci/index.js';
 import { buildImage, convertImage, openReference, type BuildImageResult, type ImageConfigOverrides, type RegistryAccess } from '../../src/system/index.js';
 import { action, group, type CommandContext } from '../common.js';
+import { collect } from '../format.js';
 
 /** Adds this area's mosctl subcommands. */
 export function registerMosctl(_program: Command): void {}
 
 /** Adds this area's mosb subcommands: `image build`. */
 export function registerMosb(program: Command): void {
-  const collect = (v: string, prev: string[]): string[] => [...prev, v];
   group(program, 'image', 'Build, copy and inspect OCI images')
     .command('build')
     .description('build a squashfs-layer image (verity data, root-hash annotation) from ROOTFS_DIR, or convert a tar-layer image with --from REF')

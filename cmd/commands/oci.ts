@@ -2,8 +2,8 @@ import { Option, type Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
 import { copyImage, inspectImage, systemFsck, systemGc, type RegistryAccess } from '../../src/system/index.js';
 import { action, group, type CommandContext, type CommandOutput } from '../common.js';
+import { collect } from '../format.js';
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 /** Adds this area's mosctl subcommands: `fsck`, `gc`. */
 export function registerMosctl(program: Command): void {

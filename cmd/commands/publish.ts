@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
 import { publish } from '../../src/system/index.js';
 import { action, group, type CommandContext } from '../common.js';
+import { collect } from '../format.js';
 
 /** Adds this area's mosctl subcommands. */
 export function registerMosctl(_program: Command): void {}
@@ -22,7 +23,6 @@ interface PublishFlags {
 
 /** Adds `mosb manifest publish`. */
 export function registerMosb(program: Command): void {
-  const collect = (v: string, prev: string[]): string[] => [...prev, v];
   group(program, 'manifest', 'Validate and publish install manifests')
     .command('publish')
     .description('compile manifest.yaml to install.json, pin and copy its images, sign it, and push the install artifact with its certificate and signature')
