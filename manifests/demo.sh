@@ -17,8 +17,11 @@ work=$(mktemp -d /var/tmp/mosctl-demo.XXXXXX)
 chmod 755 "$work"
 root="$work/root"
 export XDG_DATA_HOME="$work/keys"
+# Starting the container adds its uid range to /etc/subuid and /etc/subgid: put them back afterwards.
+for f in subuid subgid; do [ -f "/etc/$f" ] && cp -p "/etc/$f" "$work/$f.saved"; done
 cleanup() {
   [ "${DEMO_KEEP:-}" = 1 ] && { echo "demo: kept $work (root $root)"; return; }
+  for f in subuid subgid; do if [ -f "$work/$f.saved" ]; then cp -p "$work/$f.saved" "/etc/$f"; else rm -f "/etc/$f"; fi; done
   mosctl --root "$root" deactivate -t web >/dev/null 2>&1 || true
   mosctl --root "$root" deactivate -t tools >/dev/null 2>&1 || true
   mosctl --root "$root" umount --dest "$work/sysroot" >/dev/null 2>&1 || true

@@ -39,6 +39,20 @@ export function teardownRoot(root: string): void {
   if (mountsUnder(root).length === 0) rmSync(root, { recursive: true, force: true });
 }
 
+/**
+ * Activating a container adds its nsgroup's range to /etc/subuid and /etc/subgid (LXC maps through
+ * newuidmap), as a real system needs; a test puts both files back as they were in teardown.
+ */
+export function restoreSubIdsAfter(t: Test): void {
+  const saved = ['/etc/subuid', '/etc/subgid'].map((f) => [f, existsSync(f) ? readFileSync(f, 'utf8') : undefined] as const);
+  t.teardown(() => {
+    for (const [f, text] of saved) {
+      if (text === undefined) rmSync(f, { force: true });
+      else writeFileSync(f, text);
+    }
+  });
+}
+
 /** Installs the test CA where the initrd would put it. */
 export function placeCa(root: string, pki: Pki): void {
   mkdirSync(join(root, 'factory', 'secure'), { recursive: true });

@@ -6,7 +6,7 @@ import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { startRegistry } from '../support/registry.js';
 import { runCli } from '../support/cli.js';
-import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml, type Images } from '../support/system.js';
+import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml, restoreSubIdsAfter, type Images } from '../support/system.js';
 import { lockConfig, listHistory, readGeneration } from '../../src/config/index.js';
 import { parseSysManifest } from '../../src/manifest/index.js';
 import {
@@ -18,6 +18,7 @@ import {
 const skip = needs({ root: true, programs: ['docker-registry', 'mksquashfs', 'veritysetup', 'lxc-execute'] });
 
 t.test('system lifecycle', { skip }, async (t) => {
+  restoreSubIdsAfter(t);
   const work = makeSystemRoot(t, 'mosctl-e2e-work-');
   const pki = await mintPki(t);
   const wrongPki = await mintPki(t, { keySalt: 'evil', caCn: 'mosctl test CA' });
