@@ -17,7 +17,22 @@ export interface LockOptions {
   readonly timeoutMs?: number;
   /** Error code when busy; default CONFIG_LOCKED. */
   readonly busyCode?: 'CONFIG_LOCKED' | 'ATOMFS_BUSY';
+  /**
+   * Keep holding the flock this many ms after release, so the next acquire of the same path in this
+   * process reuses it instead of spawning a holder again (many short critical sections in a row, e.g.
+   * mounting ten targets). Holding a lock a little longer is always safe; exiting still releases it.
+   */
+  readonly lingerMs?: number;
 }
+
+interface Lingering {
+  readonly child: ChildProcessWithoutNullStreams;
+  busy: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+// Idle holders kept by `lingerMs`, by lock path (this process only).
+const lingering = new Map<string, Lingering>();
 
 const CONFLICT_EXIT = 75;
 
@@ -28,6 +43,12 @@ const CONFLICT_EXIT = 75;
  * this process releases the lock without any stale-lock guessing. Busy: CONFIG_LOCKED naming the holder.
  */
 export async function acquireLock(path: string, opts: LockOptions = {}): Promise<FileLock> {
+  const idle = lingering.get(path);
+  if (idle && !idle.busy && idle.child.exitCode === null) {
+    clearTimeout(idle.timer);
+    idle.busy = true;
+    return holderHandle(path, idle.child, opts);
+  }
   try {
     const fh = await open(path, 'a', 0o600); // flock(1) would create it 0644; keep it private and not truncated
     await fh.close();
@@ -54,10 +75,33 @@ export async function acquireLock(path: string, opts: LockOptions = {}): Promise
     }
     throw new MosError({ code: 'HOST_EXEC_FAILED', subject: path, message: `flock failed (exit ${String(code)})` });
   }
+  if (opts.lingerMs !== undefined && !lingering.has(path)) {
+    // An idle holder must not keep the process alive: at exit its pipe closes and the lock goes.
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void }).unref?.();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    lingering.set(path, { child, busy: true, timer: undefined });
+    child.once('exit', () => lingering.delete(path));
+  }
+  return holderHandle(path, child, opts);
+}
+
+function holderHandle(path: string, child: ChildProcessWithoutNullStreams, opts: LockOptions): FileLock {
   let released = false;
   const release = async () => {
     if (released) return;
     released = true;
+    const entry = lingering.get(path);
+    if (entry?.child === child && opts.lingerMs !== undefined) {
+      entry.busy = false;
+      entry.timer = setTimeout(() => {
+        lingering.delete(path);
+        child.stdin.end();
+      }, opts.lingerMs);
+      entry.timer.unref();
+      return;
+    }
     child.stdin.end();
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
   };
