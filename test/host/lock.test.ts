@@ -18,7 +18,7 @@ t.test('exclusive, crash-safe, and the busy message names the holder', async (t)
   t.ok(freeForOthers(path), 'released');
 
   // A holder killed with SIGKILL releases the lock: no stale-lock guessing.
-  const child = spawn('flock', [path, 'sleep', '30']);
+  const child = spawn('flock', ['--no-fork', path, 'sleep', '30']);
   t.teardown(() => void child.kill('SIGKILL'));
   await sleep(200);
   t.notOk(freeForOthers(path));
