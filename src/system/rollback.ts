@@ -26,6 +26,7 @@ export interface RollbackResult {
  * earlier generation is verified against today's CA and its images must still be in the store.
  */
 export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
+  await listHistory({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
   const history = await listHistory({ root: opts.root });
   const head = history[history.length - 1]!;

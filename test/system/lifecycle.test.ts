@@ -39,7 +39,9 @@ t.test('system lifecycle', { skip }, async (t) => {
 
   await t.test('install without a manifest CA: TRUST_CA_MISSING, nothing written', async (t) => {
     await t.rejects(install({ root, source: src(v1) }), { code: 'TRUST_CA_MISSING' });
-    t.notOk(existsSync(join(root, 'config')), 'no config dir');
+    await t.rejects(update({ root, source: src(v1) }), { code: 'CONFIG_NOT_INSTALLED' });
+    await t.rejects(rollback({ root }), { code: 'CONFIG_NOT_INSTALLED' });
+    t.notOk(existsSync(join(root, 'config')), 'no config dir (not even a lock file)');
   });
   placeCa(root, pki);
 
