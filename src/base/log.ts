@@ -18,7 +18,7 @@ export function stderrLogger(opts: { debug: boolean; json: boolean }): Logger {
     if (opts.json) {
       process.stderr.write(JSON.stringify({ level, msg, ...fields }) + '\n');
     } else {
-      const extra = fields && Object.keys(fields).length > 0 ? ' ' + JSON.stringify(fields) : '';
+      const extra = fields ? Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`).join('') : '';
       process.stderr.write(`${level === 'info' ? '' : level + ': '}${msg}${extra}\n`);
     }
   };
