@@ -9,8 +9,10 @@ import { collect } from '../format.js';
 export function registerMosctl(program: Command): void {
   program
     .command('fsck')
-    .description('verify every blob of the image store (<root>/atomfs-store/mos) and that every current target is present')
+    .description('verify every blob of the image store (<root>/atomfs-store/mos), that every current target is present, and every generation\'s signatures')
     .option('--clean', 'remove temp files left by crashed writers', false)
+    .option('--capath <file>', 'manifest CA (default <root>/factory/secure/manifestCA.pem)')
+    .option('--skip-signatures', 'check the image store only, not the signatures of the config', false)
     .action(action(runFsck));
   program
     .command('gc')
@@ -85,9 +87,10 @@ async function runInspect(ctx: CommandContext, ref: string, f: AccessFlags & { r
   return { result: summary, text: lines.join('\n') };
 }
 
-async function runFsck(ctx: CommandContext, f: { clean: boolean }): Promise<CommandOutput> {
-  const r = await systemFsck({ root: ctx.globals.root, clean: f.clean, log: ctx.log });
+async function runFsck(ctx: CommandContext, f: { clean: boolean; capath?: string; skipSignatures: boolean }): Promise<CommandOutput> {
+  const r = await systemFsck({ root: ctx.globals.root, clean: f.clean, skipSignatures: f.skipSignatures, ...(f.capath ? { capath: f.capath } : {}), log: ctx.log });
   const lines = [`${r.store}: ${r.blobs} blobs, ${(r.bytes / 1048576).toFixed(1)} MiB, ${r.ok ? 'ok' : 'PROBLEMS'}`];
+  if (r.installed && !f.skipSignatures) lines.push(`config: ${r.signaturesVerified} generation${r.signaturesVerified === 1 ? '' : 's'} with verified signatures`);
   for (const p of r.problems) lines.push(`  ${p}`);
   if (r.dangling.length) lines.push(`  ${r.dangling.length} unreferenced blobs (mosctl gc removes them)`);
   if (r.strays.length) lines.push(`  ${r.strays.length} temp files of interrupted writes${f.clean ? ' (removed those of dead writers)' : ' (--clean removes them)'}`);

@@ -6,6 +6,7 @@ import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { startRegistry } from '../support/registry.js';
 import { runCli } from '../support/cli.js';
+import { systemFsck } from '../../src/system/index.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml, restoreSubIdsAfter, type Images } from '../support/system.js';
 import { lockConfig, listHistory, readGeneration } from '../../src/config/index.js';
 import { parseSysManifest } from '../../src/manifest/index.js';
@@ -184,6 +185,9 @@ t.test('system lifecycle', { skip }, async (t) => {
     t.equal((await listHistory({ root })).length, 4);
     const cli = await runCli('mosctl', ['--root', root, 'history', '--json']);
     t.equal(cli.code, 0, cli.stderr);
+    const fsck = await runCli('mosctl', ['--root', root, 'fsck']);
+    t.equal(fsck.code, 0, fsck.stderr);
+    t.match(fsck.stdout, /config: 4 generations with verified signatures/);
   });
 
   await t.test('bad inputs at the entries: one clear error, nothing changed', async (t) => {
@@ -224,5 +228,9 @@ t.test('system lifecycle', { skip }, async (t) => {
       await commitGeneration({ root, files, message: 'tampered' });
     }
     await t.rejects(createBootFs({ root, dest: join(root, 'sysroot') }), { code: /^(CONFIG_CORRUPT|TRUST_)/ });
+    const fsck = await systemFsck({ root });
+    t.equal(fsck.ok, false, 'fsck reports it');
+    t.equal(fsck.signatureProblems.length, 1, 'only the tampered generation fails');
+    t.equal(fsck.signaturesVerified, (await listHistory({ root })).length - 1);
   });
 });
