@@ -15,6 +15,11 @@ import { loadSystem, type LoadedSystem } from './status.js';
 import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, realRoot, scratchDirFor, unmountTargetRoot } from './target-root.js';
 import { loadVerifiedSystem } from './trust-policy.js';
 
+/** `<root>/storage`: the storage volumes of every target. */
+export function storageDirOf(root: string): string {
+  return join(root, 'storage');
+}
+
 /** Where a target's pieces live under the root (pure). */
 export function targetPaths(root: string, name: string) {
   return {
@@ -23,7 +28,7 @@ export function targetPaths(root: string, name: string) {
     lxcPath: join(root, 'var', 'lib', 'lxc'),
     stateFile: join(root, 'var', 'lib', 'lxc', name, 'mosctl-state.json'),
     logFile: join(root, 'var', 'log', 'lxc', `${name}.log`),
-    storageDir: join(root, 'storage'),
+    storageDir: storageDirOf(root),
     shiftRecord: join(scratchDirFor(root), name, 'shift.json'),
     systemdUnit: join(root, 'etc', 'systemd', 'system', `${name}.service`),
   };

@@ -1,6 +1,6 @@
 import { isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { prepareVolumes, type VolumeResult } from '../runtime/index.js';
-import { activate, targetPaths, type ActivateResult } from './activate.js';
+import { activate, storageDirOf, type ActivateResult } from './activate.js';
 import { realRoot } from './target-root.js';
 import { loadVerifiedSystem } from './trust-policy.js';
 
@@ -37,7 +37,7 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   const log = opts.log ?? silentLogger;
   const system = await loadVerifiedSystem(root, opts.capath, opts.now);
   const volumes = await prepareVolumes({
-    storageDir: targetPaths(root, 'x').storageDir,
+    storageDir: storageDirOf(root),
     items: system.sys.storage ?? [],
     idmaps: system.sys.uidmaps ?? [],
     boot: true,
