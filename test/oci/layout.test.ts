@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sha256Digest } from '../../src/base/index.js';
@@ -9,6 +9,25 @@ import { buildImage, buildIndex, content, pushImage, stream } from './layout-fix
 async function listDir(dir: string): Promise<string[]> {
   return (await readdir(dir)).sort();
 }
+
+t.test('create is atomic: a new layout appears whole; creations abandoned by a killed process are swept', async (t) => {
+  const parent = t.testdir({
+    '.store.creating-999999999-0badc0de': { 'index.json': '{}' }, // a dead creator's leftover
+    'empty': {}, // an existing empty directory (e.g. a mount point) is filled in place
+  });
+  const live = join(parent, `.store.creating-${process.ppid}-00000001`); // a live creator's: kept
+  await mkdir(live);
+  await openLayout(join(parent, 'store'), { create: true });
+  t.same(await listDir(join(parent, 'store')), ['blobs', 'index.json', 'ingest', 'oci-layout']);
+  t.same((await listDir(parent)).filter((n) => n.startsWith('.')), [`.store.creating-${process.ppid}-00000001`], 'only the live creator\'s directory remains');
+  await openLayout(join(parent, 'empty'), { create: true });
+  t.ok((await stat(join(parent, 'empty', 'oci-layout'))).isFile(), 'empty directory filled in place');
+  // Racing creators all succeed on one layout.
+  const racing = join(parent, 'race');
+  await Promise.all(Array.from({ length: 6 }, () => openLayout(racing, { create: true })));
+  t.same(await listDir(racing), ['blobs', 'index.json', 'ingest', 'oci-layout']);
+  t.same((await listDir(parent)).filter((n) => n.startsWith('.race')), [], 'no creation directory left by the race');
+});
 
 t.test('create: oci-layout, index.json, blobs/sha256; reopen; refuse missing and foreign dirs', async (t) => {
   const dir = join(t.testdir({ foreign: { 'notes.txt': 'mine' } }), 'store');

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, ensureDir, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, ensureDir, fsyncDir, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES, OCI_LAYOUT_HEADER } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
@@ -31,7 +32,8 @@ const CREATION_LEFTOVERS = /^(\.lock|blobs|ingest|index\.json|\.(index\.json|oci
 /**
  * Opens the OCI image layout at `dir` (image-spec image-layout.md). Throws NOT_FOUND when it is missing
  * (unless `create`), OCI_LAYOUT_INVALID when `dir` is not a layout. Creating is idempotent and
- * crash-safe: `oci-layout` is written last, and a non-empty foreign directory is refused.
+ * crash-safe: a new layout is built aside and renamed into place; an existing empty directory is filled
+ * with `oci-layout` written last; a non-empty foreign directory is refused.
  */
 export async function openLayout(dir: string, opts: OpenLayoutOptions = {}): Promise<LayoutStore> {
   const abs = resolvePath(dir);
@@ -295,7 +297,7 @@ async function readHeaderVersion(dir: string, bytes: Buffer): Promise<void> {
 
 async function create(store: LayoutStore): Promise<void> {
   const dir = store.dir;
-  let names: string[] = [];
+  let names: string[] | undefined;
   try {
     names = await readdir(dir);
   } catch (e) {
@@ -303,7 +305,10 @@ async function create(store: LayoutStore): Promise<void> {
       throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: dir, message: `cannot create a layout here: ${describeSystemError(e)}`, cause: e });
     }
   }
-  const foreign = names.filter((n) => !CREATION_LEFTOVERS.test(n));
+  // A new directory: build the whole layout aside and rename it into place, so that no reader ever
+  // sees a half-made layout (a SIGKILL leaves only a `.NAME.creating-PID-*` sibling, swept later).
+  if (names === undefined && (await createAside(dir))) return;
+  const foreign = (names ?? []).filter((n) => !CREATION_LEFTOVERS.test(n));
   if (foreign.length > 0) {
     throw new MosError({
       code: 'OCI_LAYOUT_INVALID',
@@ -312,6 +317,7 @@ async function create(store: LayoutStore): Promise<void> {
       hint: 'name an empty or new directory for the layout',
     });
   }
+  // An existing empty directory (perhaps a mount point, which cannot be renamed over): fill it in place.
   await ensureDir(join(dir, 'blobs', 'sha256'));
   await ensureDir(join(dir, INGEST_DIR));
   const lock = await acquireLock(join(dir, LOCK_FILE), { wait: true });
@@ -324,5 +330,57 @@ async function create(store: LayoutStore): Promise<void> {
     if ((await readHeader(dir)) === 'absent') await writeFileAtomic(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   } finally {
     await lock.release();
+  }
+}
+
+const CREATING = /^\.(.+)\.creating-(\d+)-[0-9a-f]+$/;
+
+/**
+ * Creates the layout at `dir` (which does not exist) in a sibling directory and renames it into place.
+ * Returns false when another creator won the race with a directory that is not (yet) a layout, so the
+ * caller falls back to filling it in place.
+ */
+async function createAside(dir: string): Promise<boolean> {
+  const parent = dirname(dir);
+  const name = basename(dir);
+  await ensureDir(parent);
+  await sweepAbandonedCreations(parent, name);
+  const tmp = join(parent, `.${name}.creating-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await ensureDir(join(tmp, 'blobs', 'sha256'));
+    await ensureDir(join(tmp, INGEST_DIR));
+    await writeFileAtomic(join(tmp, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
+    await writeFileAtomic(join(tmp, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY') return (await readHeader(dir)) !== 'absent';
+      throw new MosError({ code: 'HOST_IO', subject: dir, message: `cannot create the layout: ${describeSystemError(e)}`, cause: e });
+    }
+    await fsyncDir(parent);
+    return true;
+  } finally {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** Removes `.NAME.creating-PID-*` directories whose creator is gone (killed mid-creation). */
+async function sweepAbandonedCreations(parent: string, name: string): Promise<void> {
+  const entries = await readdir(parent).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const m = CREATING.exec(entry);
+    if (m === null || m[1] !== name || pidAlive(Number(m[2]))) continue;
+    await rm(join(parent, entry), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
