@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { MosError, stderrLogger, type Logger, type OnProgress, type ProgressEvent } from '../src/base/index.js';
@@ -26,11 +29,26 @@ export interface CommandContext {
   readonly onProgress: OnProgress;
 }
 
+/** The version in our package.json (found upwards from this file, in `cmd/` or `dist/cmd/`). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++, dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'mosctl' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      continue;
+    }
+  }
+  return 'unknown';
+}
+
 /** Creates the top-level program with the global options, usage errors routed to exit 2. */
 export function makeProgram(name: string, description: string): Command {
   const program = new Command(name);
   program
     .description(description)
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('-r, --root <dir>', 'system root directory (aliases: --rfs)', '/')
     .addOption(new Option('--rfs <dir>', 'alias of --root').hideHelp())
     .option('--debug', 'verbose logs and error causes', false)

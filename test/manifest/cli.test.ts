@@ -54,3 +54,15 @@ t.test('install.json by content; missing file', async (t) => {
   t.equal(missing.code, 6);
   t.match(missing.stderr, /nope\.yaml: cannot read/);
 });
+
+t.test('--version prints the package version; an unknown flag is a usage error (exit 2)', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const bin of ['mosctl', 'mosb'] as const) {
+    const r = await runCli(bin, ['--version']);
+    t.equal(r.code, 0, `${bin} --version exits 0`);
+    t.equal(r.stdout, `${version}\n`);
+    const bad = await runCli(bin, ['--no-such-flag']);
+    t.equal(bad.code, 2);
+    t.match(bad.stderr, /unknown option '--no-such-flag'/);
+  }
+});
