@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
-import { history, status, withRuntime, type HistoryEntry, type LiveStatus } from '../../src/system/index.js';
+import type { HistoryEntry, LiveStatus } from '../../src/system/index.js';
 import { action } from '../common.js';
 import { short, table, when } from '../format.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 /** Adds this area's mosctl subcommands: `status`, `history`. */
 export function registerMosctl(program: Command): void {
@@ -12,7 +15,7 @@ export function registerMosctl(program: Command): void {
     .action(
       action(async (ctx, o: { generation?: string }) => {
         const ref = o.generation === undefined ? undefined : /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation;
-        const result = await withRuntime(ctx.globals.root, await status({ root: ctx.globals.root, ...(ref !== undefined ? { ref } : {}) }));
+        const result = await (await system()).withRuntime(ctx.globals.root, await (await system()).status({ root: ctx.globals.root, ...(ref !== undefined ? { ref } : {}) }));
         return { result, text: statusText(result) };
       }),
     );
@@ -21,7 +24,7 @@ export function registerMosctl(program: Command): void {
     .description('list the generations of the system, oldest first')
     .action(
       action(async (ctx) => {
-        const result = await history({ root: ctx.globals.root });
+        const result = await (await system()).history({ root: ctx.globals.root });
         return { result, text: historyText(result) };
       }),
     );

@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
 import { parseReference } from '../../src/oci/index.js';
-import { buildImage, convertImage, openReference, type BuildImageResult, type ImageConfigOverrides, type RegistryAccess } from '../../src/system/index.js';
+import type { BuildImageResult, ImageConfigOverrides, OpenedReference, RegistryAccess } from '../../src/system/index.js';
 import { action, group, type CommandContext } from '../common.js';
 import { collect } from '../format.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 /** Adds this area's mosctl subcommands. */
 export function registerMosctl(_program: Command): void {}
@@ -57,7 +60,7 @@ async function runBuild(ctx: CommandContext, first: string | undefined, second: 
   const common = {
     tag,
     // Opened (a layout created) only once every input has been checked.
-    dst: async () => (await openReference(dest, { ...access, create: true, log: ctx.log })).store,
+    dst: async () => (await (await system()).openReference(dest, { ...access, create: true, log: ctx.log })).store,
     ...(config ? { config } : {}),
     ...(flags.compression ? { compression: flags.compression as 'zstd' | 'gzip' } : {}),
     onProgress: ctx.onProgress,
@@ -65,9 +68,9 @@ async function runBuild(ctx: CommandContext, first: string | undefined, second: 
   };
   let res: BuildImageResult;
   if (flags.from !== undefined) {
-    res = await convertImage({ ...common, from: await source(flags.from, access, ctx) });
+    res = await (await system()).convertImage({ ...common, from: await source(flags.from, access, ctx) });
   } else {
-    res = await buildImage({ ...common, rootfs: first!, ...(flags.base !== undefined ? { base: await source(flags.base, access, ctx) } : {}) });
+    res = await (await system()).buildImage({ ...common, rootfs: first!, ...(flags.base !== undefined ? { base: await source(flags.base, access, ctx) } : {}) });
   }
   return { result: res, text: res.descriptor.digest };
 }
@@ -81,8 +84,8 @@ function destTag(dest: string): string {
   return ref.tag;
 }
 
-async function source(text: string, access: RegistryAccess, ctx: CommandContext): Promise<{ src: Awaited<ReturnType<typeof openReference>>['store']; reference: string }> {
-  const opened = await openReference(text, { ...access, log: ctx.log });
+async function source(text: string, access: RegistryAccess, ctx: CommandContext): Promise<{ src: OpenedReference['store']; reference: string }> {
+  const opened = await (await system()).openReference(text, { ...access, log: ctx.log });
   const reference = opened.reference ?? (opened.ref.kind === 'registry' ? 'latest' : undefined);
   if (reference === undefined) throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: text, message: 'name the image by tag or digest', hint: 'write oci:DIR:TAG' });
   return { src: opened.store, reference };

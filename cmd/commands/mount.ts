@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { createBootFs, mountRemote, mountTarget, umountTarget, type MountTargetResult } from '../../src/system/index.js';
+import type { MountTargetResult } from '../../src/system/index.js';
 import { collect } from '../format.js';
 import { action, type CommandContext } from '../common.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 interface MountFlags {
   target?: string;
@@ -56,8 +59,8 @@ export function registerMosctl(program: Command): void {
       const target = o.target !== undefined ? { target: o.target } : {};
       const result =
         source === undefined
-          ? await mountTarget({ ...common(ctx, o), ...target })
-          : await mountRemote({
+          ? await (await system()).mountTarget({ ...common(ctx, o), ...target })
+          : await (await system()).mountRemote({
               ...common(ctx, o),
               ...target,
               source,
@@ -74,7 +77,7 @@ export function registerMosctl(program: Command): void {
       .option('--dest <dir>', 'mount point', '/sysroot'),
   ).action(
     action(async (ctx, o: MountFlags) => {
-      const result = await createBootFs(common(ctx, o));
+      const result = await (await system()).createBootFs(common(ctx, o));
       return { result, text: text(result) };
     }),
   );
@@ -84,7 +87,7 @@ export function registerMosctl(program: Command): void {
     .requiredOption('--dest <dir>', 'mount point')
     .action(
       action(async (ctx, o: { dest: string }) => {
-        const result = await umountTarget({ root: ctx.globals.root, dest: resolve(o.dest), log: ctx.log });
+        const result = await (await system()).umountTarget({ root: ctx.globals.root, dest: resolve(o.dest), log: ctx.log });
         return { result, text: result.unmounted ? `unmounted ${result.dest}` : `nothing mounted at ${result.dest}` };
       }),
     );

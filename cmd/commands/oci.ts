@@ -1,8 +1,11 @@
 import { Option, type Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
-import { copyImage, inspectImage, systemFsck, systemGc, type RegistryAccess } from '../../src/system/index.js';
+import type { RegistryAccess } from '../../src/system/index.js';
 import { action, group, type CommandContext, type CommandOutput } from '../common.js';
 import { collect } from '../format.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 
 /** Adds this area's mosctl subcommands: `fsck`, `gc`. */
@@ -65,7 +68,7 @@ async function runCopy(ctx: CommandContext, src: string, dst: string, f: AccessF
       throw new MosError({ code: 'USAGE', subject: '--concurrency', message: `${JSON.stringify(f.concurrency)} is not a whole number from 1 to 64` });
     }
   }
-  const r = await copyImage({ src, dst, ...access(f), all: f.all, ...(concurrency ? { concurrency } : {}), log: ctx.log, onProgress: ctx.onProgress });
+  const r = await (await system()).copyImage({ src, dst, ...access(f), all: f.all, ...(concurrency ? { concurrency } : {}), log: ctx.log, onProgress: ctx.onProgress });
   const mib = (r.bytesCopied / 1048576).toFixed(1);
   return {
     result: r,
@@ -74,7 +77,7 @@ async function runCopy(ctx: CommandContext, src: string, dst: string, f: AccessF
 }
 
 async function runInspect(ctx: CommandContext, ref: string, f: AccessFlags & { raw: boolean }): Promise<CommandOutput> {
-  const r = await inspectImage({ ref, ...access(f), log: ctx.log });
+  const r = await (await system()).inspectImage({ ref, ...access(f), log: ctx.log });
   if (f.raw) return { result: JSON.parse(r.raw) as unknown, text: r.raw };
   const { raw: _raw, ...summary } = r;
   const lines = [`${r.reference}`, `digest:    ${r.descriptor.digest}`, `mediaType: ${r.descriptor.mediaType}`, `size:      ${r.descriptor.size}`];
@@ -88,7 +91,7 @@ async function runInspect(ctx: CommandContext, ref: string, f: AccessFlags & { r
 }
 
 async function runFsck(ctx: CommandContext, f: { clean: boolean; capath?: string; skipSignatures: boolean }): Promise<CommandOutput> {
-  const r = await systemFsck({ root: ctx.globals.root, clean: f.clean, skipSignatures: f.skipSignatures, ...(f.capath ? { capath: f.capath } : {}), log: ctx.log });
+  const r = await (await system()).systemFsck({ root: ctx.globals.root, clean: f.clean, skipSignatures: f.skipSignatures, ...(f.capath ? { capath: f.capath } : {}), log: ctx.log });
   const lines = [`${r.store}: ${r.blobs} blobs, ${(r.bytes / 1048576).toFixed(1)} MiB, ${r.ok ? 'ok' : 'PROBLEMS'}`];
   if (r.installed && !f.skipSignatures) lines.push(`config: ${r.signaturesVerified} generation${r.signaturesVerified === 1 ? '' : 's'} with verified signatures`);
   for (const p of r.problems) lines.push(`  ${p}`);
@@ -99,7 +102,7 @@ async function runFsck(ctx: CommandContext, f: { clean: boolean; capath?: string
 }
 
 async function runGc(ctx: CommandContext, f: { dryRun?: boolean; force: boolean }): Promise<CommandOutput> {
-  const r = await systemGc({ root: ctx.globals.root, dryRun: f.dryRun === true, force: f.force, log: ctx.log });
+  const r = await (await system()).systemGc({ root: ctx.globals.root, dryRun: f.dryRun === true, force: f.force, log: ctx.log });
   const verb = r.dryRun ? 'would remove' : 'removed';
   const lines = [`${verb} ${r.removed.length} blobs (${(r.bytesFreed / 1048576).toFixed(1)} MiB); kept ${r.retained} for ${r.roots.length} roots from ${r.generations} generations`];
   for (const x of r.removed) lines.push(`  ${x.digest} ${x.size}`);

@@ -1,8 +1,10 @@
 import { Option, type Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
-import { publish } from '../../src/system/index.js';
 import { action, group, type CommandContext } from '../common.js';
 import { collect } from '../format.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 /** Adds this area's mosctl subcommands. */
 export function registerMosctl(_program: Command): void {}
@@ -50,7 +52,7 @@ async function runPublish(ctx: CommandContext, file: string, flags: PublishFlags
   }
   const project = flags.project ?? flags.product;
   const created = createdOf(flags.created);
-  const res = await publish({
+  const res = await (await system()).publish({
     manifestFile: file,
     repo: flags.repo,
     name: flags.name,

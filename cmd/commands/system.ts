@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import {
-  activate, boot, deactivate, install, rollback, update,
-  type BootResult, type InstallResult, type UpdateResult,
-} from '../../src/system/index.js';
+import type { BootResult, InstallResult, UpdateResult } from '../../src/system/index.js';
 import { MosError } from '../../src/base/index.js';
 import { action } from '../common.js';
 import { collect, short, table } from '../format.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const system = () => import('../../src/system/index.js');
 
 interface AccessFlags {
   capath?: string;
@@ -40,7 +40,7 @@ export function registerMosctl(program: Command): void {
     .description('verify a signed install manifest, pull its images and create config/manifest.git')
     .action(
       action(async (ctx, source: string, o: AccessFlags) => {
-        const r = await install({ root: ctx.globals.root, source, ...access(o), log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await system()).install({ root: ctx.globals.root, source, ...access(o), log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: installText(r) };
       }),
     );
@@ -50,7 +50,7 @@ export function registerMosctl(program: Command): void {
     .option('--dry-run', 'show what would change; write nothing', false)
     .action(
       action(async (ctx, source: string, o: AccessFlags & { allowDowngrade: boolean; dryRun: boolean }) => {
-        const r = await update({ root: ctx.globals.root, source, ...access(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await system()).update({ root: ctx.globals.root, source, ...access(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: updateText(r) };
       }),
     );
@@ -63,7 +63,7 @@ export function registerMosctl(program: Command): void {
     .action(
       action(async (ctx, o: { to?: string; capath?: string; wait: boolean }) => {
         const to = o.to === undefined ? undefined : parseGeneration(o.to);
-        const r = await rollback({ root: ctx.globals.root, ...(to !== undefined ? { to } : {}), ...(o.capath ? { capath: o.capath } : {}), wait: o.wait, log: ctx.log });
+        const r = await (await system()).rollback({ root: ctx.globals.root, ...(to !== undefined ? { to } : {}), ...(o.capath ? { capath: o.capath } : {}), wait: o.wait, log: ctx.log });
         return { result: r, text: `rolled back to generation ${r.to}: now generation ${r.generation} (${r.commit.slice(0, 12)})` };
       }),
     );
@@ -76,7 +76,7 @@ export function registerMosctl(program: Command): void {
     .option('--systemd', 'also write <root>/etc/systemd/system/<target>.service for a container', false)
     .action(
       action(async (ctx, o: { target: string; capath?: string; requireVerity: boolean; systemd: boolean }) => {
-        const r = await activate({ root: ctx.globals.root, target: o.target, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await system()).activate({ root: ctx.globals.root, target: o.target, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: `${r.target}: ${r.action}${r.state ? ` (${r.state})` : ''} at ${r.path}` };
       }),
     );
@@ -86,7 +86,7 @@ export function registerMosctl(program: Command): void {
     .requiredOption('-t, --target <name>', 'target name')
     .action(
       action(async (ctx, o: { target: string }) => {
-        const r = await deactivate({ root: ctx.globals.root, target: o.target, log: ctx.log });
+        const r = await (await system()).deactivate({ root: ctx.globals.root, target: o.target, log: ctx.log });
         return { result: r, text: `${r.target}: ${r.stopped ? 'stopped' : r.unmounted ? 'unmounted' : 'was not active'}` };
       }),
     );
@@ -98,7 +98,7 @@ export function registerMosctl(program: Command): void {
     .option('--systemd', 'also write systemd units for container targets', false)
     .action(
       action(async (ctx, o: { capath?: string; requireVerity: boolean; systemd: boolean }) => {
-        const r = await boot({ root: ctx.globals.root, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await system()).boot({ root: ctx.globals.root, ...(o.capath ? { capath: o.capath } : {}), requireVerity: o.requireVerity, systemd: o.systemd, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: bootText(r), ...(r.failed > 0 ? { exitCode: 9 } : {}) };
       }),
     );

@@ -2,17 +2,11 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { MosError, isMosError } from '../../src/base/index.js';
 import { readFileLimited } from '../../src/host/index.js';
-import {
-  MAX_PEM_BYTES,
-  createKeyset,
-  createProject,
-  parseCaBundle,
-  parseProjectSpec,
-  verifyInstallSignature,
-  verifySigstoreBundle,
-  type SignerInfo,
-} from '../../src/trust/index.js';
+import type { SignerInfo } from '../../src/trust/index.js';
 import { action, group } from '../common.js';
+
+/** Loaded on first use, so that --help, --version and usage errors start without the heavy modules. */
+const trust = () => import('../../src/trust/index.js');
 
 /** The signed file may be any install.json; far larger than any real one, small enough to hold in memory. */
 const MAX_SIGNED_BYTES = 64 * 1024 * 1024;
@@ -27,7 +21,7 @@ interface VerifyFlags {
 
 async function readCa(path: string) {
   try {
-    return await readFileLimited(path, MAX_PEM_BYTES);
+    return await readFileLimited(path, (await trust()).MAX_PEM_BYTES);
   } catch (e) {
     // A missing CA file means "could not check", never "accepted".
     if (isMosError(e, 'NOT_FOUND')) {
@@ -40,7 +34,7 @@ async function readCa(path: string) {
 
 async function readPem(path: string) {
   try {
-    return await readFileLimited(path, MAX_PEM_BYTES);
+    return await readFileLimited(path, (await trust()).MAX_PEM_BYTES);
   } catch (e) {
     if (isMosError(e, 'INPUT_INVALID')) throw new MosError({ code: 'TRUST_PEM_INVALID', subject: path, message: e.message, cause: e });
     throw e;
@@ -66,21 +60,22 @@ export function registerMosctl(program: Command): void {
         if (flags.bundle !== undefined && flags.signature !== undefined) {
           throw new MosError({ code: 'USAGE', message: '--signature and --bundle exclude each other' });
         }
+        const lib = await trust();
         const capath = flags.capath ?? join(ctx.globals.root, 'factory', 'secure', 'manifestCA.pem');
-        const anchors = parseCaBundle(await readCa(capath), capath);
+        const anchors = lib.parseCaBundle(await readCa(capath), capath);
         const data = await readFileLimited(file, MAX_SIGNED_BYTES);
         const now = new Date();
         let signer: SignerInfo;
         if (flags.bundle !== undefined) {
-          const raw = await readFileLimited(flags.bundle, MAX_PEM_BYTES);
+          const raw = await readFileLimited(flags.bundle, lib.MAX_PEM_BYTES);
           let bundle: unknown;
           try {
             bundle = JSON.parse(raw.toString('utf8'));
           } catch (e) {
             throw new MosError({ code: 'TRUST_BUNDLE_INVALID', subject: flags.bundle, message: 'not JSON', cause: e });
           }
-          const tsaAnchors = flags.tsaChain !== undefined ? parseCaBundle(await readPem(flags.tsaChain), flags.tsaChain) : undefined;
-          signer = verifySigstoreBundle({
+          const tsaAnchors = flags.tsaChain !== undefined ? lib.parseCaBundle(await readPem(flags.tsaChain), flags.tsaChain) : undefined;
+          signer = lib.verifySigstoreBundle({
             data,
             bundle,
             anchors,
@@ -90,7 +85,7 @@ export function registerMosctl(program: Command): void {
             ...(flags.cert !== undefined ? { certPem: await readPem(flags.cert) } : {}),
           });
         } else {
-          signer = verifyInstallSignature({
+          signer = lib.verifyInstallSignature({
             data,
             signature: await readFileLimited(flags.signature!, 64 * 1024),
             certPem: await readPem(flags.cert!),
@@ -114,7 +109,7 @@ export function registerMosb(program: Command): void {
     .argument('<name>', 'keyset name')
     .action(
       action(async (_ctx, name: string) => {
-        const paths = await createKeyset({ name });
+        const paths = await (await trust()).createKeyset({ name });
         return { result: paths, text: `created keyset ${name}\nmanifest CA: ${paths.caCert}` };
       }),
     );
@@ -124,7 +119,8 @@ export function registerMosb(program: Command): void {
     .argument('<keyset:project>', 'KEYSET:PROJECT')
     .action(
       action(async (_ctx, spec: string) => {
-        const paths = await createProject(parseProjectSpec(spec));
+        const lib = await trust();
+        const paths = await lib.createProject(lib.parseProjectSpec(spec));
         return { result: paths, text: `created project ${spec}\ncert: ${paths.cert}\nkey:  ${paths.key}` };
       }),
     );

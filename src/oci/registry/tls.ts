@@ -1,11 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
-import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { MosError, describeSystemError } from '../../base/index.js';
 import type { ResolvedOptions } from './options.js';
 
+/** undici, loaded on the first registry request (about 70 ms of start-up that layout-only runs skip). */
+const undici = () => import('undici');
+
 /** undici's own fetch: the Agent below is guaranteed to fit it (Node's bundled undici may differ). */
-export const defaultFetch = undiciFetch as unknown as typeof fetch;
+export async function defaultFetch(): Promise<typeof fetch> {
+  return (await undici()).fetch as unknown as typeof fetch;
+}
 
 /** The Debian/Ubuntu system bundle, trusted with `caFiles` (Node's default store is Mozilla's). */
 const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -31,6 +36,7 @@ export function dispatcherFor(opts: ResolvedOptions): Promise<Dispatcher | undef
 }
 
 async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
+  const { Agent } = await undici();
   const timeouts = { headersTimeout: opts.requestTimeoutMs + 1000, bodyTimeout: opts.stallTimeoutMs + 1000 };
   if (opts.caFiles.length === 0) return new Agent(timeouts);
   const ca: string[] = [...rootCertificates];

@@ -253,7 +253,7 @@ export class Transport {
     arm(this.opts.requestTimeoutMs);
     let res: Response;
     try {
-      const fetchFn = (this.opts.fetch ?? defaultFetch) as unknown as FetchFn;
+      const fetchFn = (this.opts.fetch ?? (await defaultFetch())) as unknown as FetchFn;
       const dispatcher = await dispatcherFor(this.opts);
       res = await fetchFn(url, { ...init, redirect: 'manual', signal: ac.signal, ...(dispatcher ? { dispatcher } : {}) });
     } catch (e) {
