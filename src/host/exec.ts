@@ -90,3 +90,14 @@ export async function hasProgram(program: string): Promise<boolean> {
     return false;
   }
 }
+
+/** True while process `pid` exists (ours always does; EPERM means it exists under another user). */
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,4 +1,4 @@
-export { exec, hasProgram, type ExecOptions, type ExecResult } from './exec.js';
+export { exec, hasProgram, processAlive, type ExecOptions, type ExecResult } from './exec.js';
 export { writeFileAtomic, fsyncDir, ensureDir, exists, readFileLimited, tempPathFor } from './fs.js';
 export { acquireLock, lockHolder, type FileLock, type LockOptions } from './lock.js';
 export { parseMountInfo, readMountInfo, mountOption, overlayLowerDirs, mountAt, type MountInfoEntry } from './mountinfo.js';

@@ -2,7 +2,7 @@ import { open, rename, rm, readdir, stat, type FileHandle } from 'node:fs/promis
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MosError, describeSystemError, isDigest, splitDigest, type Digest } from '../../base/index.js';
-import { ensureDir, fsyncDir } from '../../host/index.js';
+import { ensureDir, fsyncDir, processAlive } from '../../host/index.js';
 import { verified } from '../verify.js';
 import { isSourceVerified } from '../source-verified.js';
 import type { Descriptor } from '../types.js';
@@ -151,7 +151,7 @@ export async function listStrays(dir: string): Promise<StrayFile[]> {
     try {
       const st = await stat(c.path);
       if (!st.isFile()) continue;
-      out.push({ path: c.path, size: st.size, abandoned: c.pid === undefined || !alive(c.pid) });
+      out.push({ path: c.path, size: st.size, abandoned: c.pid === undefined || !processAlive(c.pid) });
     } catch {
       continue;
     }
@@ -164,15 +164,6 @@ function pidIn(name: string, re: RegExp): number | undefined {
   return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function readdirOrEmpty(path: string): Promise<string[]> {
   try {

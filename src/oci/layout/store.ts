@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, ensureDir, fsyncDir, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, ensureDir, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES, OCI_LAYOUT_HEADER } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
@@ -370,17 +370,8 @@ async function sweepAbandonedCreations(parent: string, name: string): Promise<vo
   const entries = await readdir(parent).catch(() => [] as string[]);
   for (const entry of entries) {
     const m = CREATING.exec(entry);
-    if (m === null || m[1] !== name || pidAlive(Number(m[2]))) continue;
+    if (m === null || m[1] !== name || processAlive(Number(m[2]))) continue;
     await rm(join(parent, entry), { recursive: true, force: true }).catch(() => {});
   }
 }
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
