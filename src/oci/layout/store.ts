@@ -307,8 +307,11 @@ async function create(store: LayoutStore): Promise<void> {
   }
   // A new directory: build the whole layout aside and rename it into place, so that no reader ever
   // sees a half-made layout (a SIGKILL leaves only a `.NAME.creating-PID-*` sibling, swept later).
-  if (names === undefined && (await createAside(dir))) return;
-  const foreign = (names ?? []).filter((n) => !CREATION_LEFTOVERS.test(n));
+  if (names === undefined) {
+    if (await createAside(dir)) return;
+    names = await readdir(dir).catch(() => []); // another creator's directory appeared meanwhile
+  }
+  const foreign = names.filter((n) => !CREATION_LEFTOVERS.test(n));
   if (foreign.length > 0) {
     throw new MosError({
       code: 'OCI_LAYOUT_INVALID',
