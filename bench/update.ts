@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { openLayout, type LayoutStore } from '../src/oci/index.js';
-import { createKeyset, createProject } from '../src/trust/index.js';
-import { buildImage, install, publish, update } from '../src/system/index.js';
+import { buildImage, createKeyset, createProject, publish } from '../src/build/index.js';
+import { install, update } from '../src/machine/index.js';
 import { median, startBenchRegistry, timed } from './support.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-import { makeProgram, runProgram } from './common.js';
-import * as manifest from './commands/manifest.js';
-import * as trust from './commands/trust.js';
-import * as oci from './commands/oci.js';
-import * as image from './commands/image.js';
-import * as system from './commands/system.js';
-import * as publish from './commands/publish.js';
+import { makeProgram, runProgram } from './shared/run.js';
+import * as imageBuild from './mosb/image-build.js';
+import * as imageCopy from './mosb/image-copy.js';
+import * as imageInspect from './mosb/image-inspect.js';
+import * as keysetAdd from './mosb/keyset-add.js';
+import * as manifestPublish from './mosb/manifest-publish.js';
+import * as manifestValidate from './mosb/manifest-validate.js';
+import * as projectAdd from './mosb/project-add.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const area of [manifest, trust, oci, image, publish, system]) area.registerMosb(program);
+for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish]) sub.register(program);
 await runProgram(program, process.argv);

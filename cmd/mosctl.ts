@@ -1,11 +1,20 @@
 #!/usr/bin/env node
-import { makeProgram, runProgram } from './common.js';
-import * as config from './commands/config.js';
-import * as trust from './commands/trust.js';
-import * as oci from './commands/oci.js';
-import * as mount from './commands/mount.js';
-import * as system from './commands/system.js';
+import { makeProgram, runProgram } from './shared/run.js';
+import * as activate from './mosctl/activate.js';
+import * as boot from './mosctl/boot.js';
+import * as createBootFs from './mosctl/create-boot-fs.js';
+import * as deactivate from './mosctl/deactivate.js';
+import * as fsck from './mosctl/fsck.js';
+import * as gc from './mosctl/gc.js';
+import * as history from './mosctl/history.js';
+import * as install from './mosctl/install.js';
+import * as mount from './mosctl/mount.js';
+import * as rollback from './mosctl/rollback.js';
+import * as status from './mosctl/status.js';
+import * as umount from './mosctl/umount.js';
+import * as update from './mosctl/update.js';
+import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests');
-for (const area of [config, trust, oci, mount, system]) area.registerMosctl(program);
+for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot]) sub.register(program);
 await runProgram(program, process.argv);

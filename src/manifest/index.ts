@@ -25,3 +25,4 @@ export { installFileFromImport, type Pin } from './pin.js';
 export { parseSysManifest, serializeSysManifest, SYS_SOURCE_RE } from './sys-manifest.js';
 export { parseSource } from './source.js';
 export { checkManifestFile, type ManifestCheck, type ManifestKind } from './check.js';
+export { compareVersions, compareNatural } from './version-order.js';

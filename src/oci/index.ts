@@ -16,3 +16,4 @@ export type { PushBlobOptions } from './registry/upload.js';
 export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
 export { resolvePlatform, formatPlatform } from './registry/platform.js';
 export { parseChallenges, type Challenge } from './registry/headers.js';
+export { openReference, type OpenedReference, type RegistryAccess } from './open-reference.js';

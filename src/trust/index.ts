@@ -1,17 +1,8 @@
-// Public surface of src/trust: signature, X.509 path and Sigstore bundle checks (pure), signing and keysets for mosb.
+// Public surface of src/trust: signature, X.509 path and Sigstore bundle checks (pure), signing and certificate issuing for mosb.
 export { parseCaBundle, type TrustAnchors } from './anchors.js';
 export { verifyInstallSignature, type VerifyInstallSignatureOptions, type SignerInfo } from './signature.js';
 export { signBytes } from './sign.js';
 export { certificateToPem } from './pem.js';
 export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
 export { verifySigstoreBundle, type VerifySigstoreBundleOptions } from './bundle.js';
-export {
-  createKeyset,
-  createProject,
-  projectPaths,
-  keysetPaths,
-  keysRoot,
-  parseProjectSpec,
-  type KeysetPaths,
-  type ProjectPaths,
-} from './keyset.js';
+export { issueCa, issueLeaf, type BuiltCert } from './issue.js';

@@ -2,7 +2,7 @@ import { t, type Test } from 'tap';
 import { createConfigRepo, commitGeneration } from '../../src/config/index.js';
 import { serializeInstallFile, serializeSysManifest, type InstallFile } from '../../src/manifest/index.js';
 import { sha256Hex } from '../../src/base/index.js';
-import { status } from '../../src/system/index.js';
+import { status } from '../../src/machine/index.js';
 import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 

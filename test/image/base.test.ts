@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, symlinkSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { openLayout } from '../../src/oci/index.js';
-import { buildImage } from '../../src/system/index.js';
+import { buildImage } from '../../src/build/index.js';
 import { VERITY_ROOT_HASH_ANNOTATION } from '../../src/squashfs/index.js';
 import { needs } from '../support/env.js';
 import { blobFile, blobNames, inspectLayout, listTree, mountStack } from './support.js';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openLayout } from '../../src/oci/index.js';
-import { buildImage } from '../../src/system/index.js';
+import { buildImage } from '../../src/build/index.js';
 import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { startRegistry } from '../support/registry.js';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { openLayout } from '../../src/oci/index.js';
-import { convertImage } from '../../src/system/index.js';
+import { convertImage } from '../../src/build/index.js';
 import { SQUASHFS_ZSTD_MEDIA_TYPE, VERITY_ROOT_HASH_ANNOTATION } from '../../src/squashfs/index.js';
 import { needs } from '../support/env.js';
 import { blobFile, blobNames, inspectLayout, listTree, mountStack } from './support.js';
@@ -102,7 +102,7 @@ t.test('--from: a umoci tar image converts layer by layer; stacked it shows what
 t.test('--from: a squashfs image or a missing tag is refused before anything is written', { skip: NEEDS }, async (t) => {
   const dir = t.testdir({ rootfs: { f: 'x' } });
   const dst = await openLayout(join(dir, 'dst'), { create: true });
-  const { buildImage } = await import('../../src/system/index.js');
+  const { buildImage } = await import('../../src/build/index.js');
   await buildImage({ rootfs: join(dir, 'rootfs'), dst, tag: 'sq' });
   const before = blobNames(join(dir, 'dst'));
   await t.rejects(convertImage({ from: { src: dst, reference: 'sq' }, dst, tag: 'again' }), { code: 'OCI_MEDIA_TYPE_UNSUPPORTED', hint: /already in squashfs form/ });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { exec } from '../../src/host/index.js';
 import { fsck, openLayout } from '../../src/oci/index.js';
-import { copyImage } from '../../src/system/index.js';
+import { copyImage } from '../../src/build/index.js';
 import { cliPath, runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { startRegistry } from '../support/registry.js';

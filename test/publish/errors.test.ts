@@ -2,7 +2,7 @@ import { t } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fallbackTag } from '../../src/oci/index.js';
-import { parseDestination, publish, type PublishOptions } from '../../src/system/index.js';
+import { parseDestination, publish, type PublishOptions } from '../../src/build/index.js';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { freePort, startRegistry } from '../support/registry.js';

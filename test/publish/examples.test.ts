@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ImageManifest } from '../../src/oci/index.js';
-import { createKeyset, createProject } from '../../src/trust/index.js';
+import { createKeyset, createProject } from '../../src/build/index.js';
 import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { startRegistry } from '../support/registry.js';

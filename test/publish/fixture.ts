@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openLayout, type Descriptor } from '../../src/oci/index.js';
-import { buildImage } from '../../src/system/index.js';
-import { createKeyset, createProject, type ProjectPaths } from '../../src/trust/index.js';
+import { buildImage, createKeyset, createProject, type ProjectPaths } from '../../src/build/index.js';
 
 const execFileP = promisify(execFile);
 

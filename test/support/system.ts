@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openLayout } from '../../src/oci/index.js';
-import { buildImage, publish, type PublishResult } from '../../src/system/index.js';
+import { buildImage, publish, type PublishResult } from '../../src/build/index.js';
 import { buildBusyboxRootfs } from './lxc.js';
 import type { Pki } from './pki.js';
 

@@ -9,7 +9,7 @@ import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } fr
 import { isMosError } from '../../src/base/index.js';
 import { listHistory, readGeneration } from '../../src/config/index.js';
 import { fsck, openLayout } from '../../src/oci/index.js';
-import { hasImage, loadSystem, storeDir, targetDescriptor } from '../../src/system/index.js';
+import { hasImage, loadSystem, systemPaths, targetDescriptor } from '../../src/machine/index.js';
 
 // SIGKILL `mosctl install` and `mosctl update` at random moments (spread over fetch, verify, copy and
 // commit by drawing the delay across a whole run's duration). After every kill: the current generation
@@ -43,7 +43,7 @@ async function checkConsistent(t: Test, root: string, label: string): Promise<nu
     const gen = await readGeneration({ root });
     const sys = await loadSystem(gen);
     generation = gen.number;
-    const store = await openLayout(storeDir(root));
+    const store = await openLayout(systemPaths(root).store);
     for (const x of sys.targets) {
       if (!(await hasImage(store, targetDescriptor(x.target)))) t.fail(`${label}: generation ${gen.number} target ${x.target.service_name} image missing`);
     }
@@ -52,8 +52,8 @@ async function checkConsistent(t: Test, root: string, label: string): Promise<nu
     const hist = await listHistory({ root });
     if (hist.length !== gen.number || hist.some((h, i) => h.number !== i + 1)) t.fail(`${label}: history not linear`);
   }
-  if (existsSync(join(storeDir(root), 'index.json'))) {
-    const r = await fsck(await openLayout(storeDir(root)));
+  if (existsSync(join(systemPaths(root).store, 'index.json'))) {
+    const r = await fsck(await openLayout(systemPaths(root).store));
     if (r.corrupt.length > 0 || r.missing.length > 0) t.fail(`${label}: store fsck: ${r.problems.join('; ')}`);
   }
   return generation;

@@ -6,13 +6,13 @@ import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { startRegistry } from '../support/registry.js';
 import { runCli } from '../support/cli.js';
-import { systemFsck } from '../../src/system/index.js';
+import { systemFsck } from '../../src/machine/index.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml, restoreSubIdsAfter, type Images } from '../support/system.js';
 import { lockConfig, listHistory, readGeneration } from '../../src/config/index.js';
 import { parseSysManifest } from '../../src/manifest/index.js';
 import {
   activate, boot, deactivate, install, rollback, status, update, withRuntime, createBootFs, umountTarget, mountRemote,
-} from '../../src/system/index.js';
+} from '../../src/machine/index.js';
 
 // The whole lifecycle against a real docker-registry, real squashfs/overlay mounts and real LXC:
 // Go mos's acceptance scenarios (reference/mos.md §8) plus mosctl's own guarantees.

@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { compareVersions, compareNatural } from '../../src/system/version-order.js';
+import { compareVersions, compareNatural } from '../../src/manifest/index.js';
 
 const sign = (n: number) => Math.sign(n);
 const cases: [string, string, number][] = [

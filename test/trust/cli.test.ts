@@ -50,7 +50,7 @@ t.test('mosctl verify: openssl-made chain accepted, each tampered variant reject
   const root = tempDir(t);
   const missing = await runCli('mosctl', ['--root', root, 'verify', '--cert', pki.chainPem, '--signature', sig, file]);
   t.equal(missing.code, 6);
-  t.match(missing.stderr, /factory\/secure\/manifestCA\.pem: manifest CA file not found/);
+  t.match(missing.stderr, /factory\/secure\/manifestCA\.pem: the manifest CA is missing/);
   await mkdir(join(root, 'factory/secure'), { recursive: true });
   await copyFile(pki.caCert, join(root, 'factory/secure/manifestCA.pem'));
   t.equal((await runCli('mosctl', ['--root', root, 'verify', '--cert', pki.chainPem, '--signature', sig, file])).code, 0);

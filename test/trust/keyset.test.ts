@@ -2,7 +2,8 @@ import { t } from 'tap';
 import { readFile, stat, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../../src/host/index.js';
-import { createKeyset, createProject, parseCaBundle, parseProjectSpec, projectPaths, signBytes, verifyInstallSignature } from '../../src/trust/index.js';
+import { createKeyset, createProject, parseProjectSpec, projectPaths } from '../../src/build/index.js';
+import { parseCaBundle, signBytes, verifyInstallSignature } from '../../src/trust/index.js';
 import { needs, tempDir } from '../support/env.js';
 
 const skip = needs({ programs: ['openssl'] });

@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import type { HistoryEntry } from '../../src/machine/index.js';
+import { short, table, when } from '../shared/format.js';
+import { action } from '../shared/run.js';
+import { machine } from './load.js';
+
+/** `mosctl history`. */
+export function register(program: Command): void {
+  program
+    .command('history')
+    .description('list the generations of the system, oldest first')
+    .action(
+      action(async (ctx) => {
+        const result = await (await machine()).history({ root: ctx.globals.root });
+        return { result, text: historyText(result) };
+      }),
+    );
+}
+
+function historyText(h: readonly HistoryEntry[]): string {
+  return table(
+    ['GEN', 'COMMIT', 'TIME', 'MESSAGE', 'TARGETS'],
+    h.map((e) => [
+      `${e.number}${e.current ? '*' : ''}`,
+      e.oid.slice(0, 12),
+      when(e.time),
+      e.message,
+      e.problem !== undefined ? `(unreadable: ${e.problem})` : e.targets.map((t) => `${t.name}@${short(t.digest)}`).join(' '),
+    ]),
+  );
+}

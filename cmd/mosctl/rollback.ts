@@ -1,0 +1,19 @@
+import type { Command } from 'commander';
+import { capathOf, capathOption, generationNumber } from '../shared/flags.js';
+import { action } from '../shared/run.js';
+import { machine } from './load.js';
+
+/** `mosctl rollback [--to N]`. */
+export function register(program: Command): void {
+  capathOption(program.command('rollback'))
+    .description('make an earlier generation current again (as a new generation)')
+    .option('--to <n>', 'generation number (default: the one before the current)')
+    .option('--wait', 'wait for a busy config lock', false)
+    .action(
+      action(async (ctx, o: { to?: string; capath?: string; wait: boolean }) => {
+        const to = o.to === undefined ? {} : { to: generationNumber(o.to, '--to') };
+        const r = await (await machine()).rollback({ root: ctx.globals.root, ...to, ...capathOf(o), wait: o.wait, log: ctx.log });
+        return { result: r, text: `rolled back to generation ${r.to}: now generation ${r.generation} (${r.commit.slice(0, 12)})` };
+      }),
+    );
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import type { LiveStatus } from '../../src/machine/index.js';
+import { short, table, when } from '../shared/format.js';
+import { action } from '../shared/run.js';
+import { machine } from './load.js';
+
+/** `mosctl status [--generation N|COMMIT]`. */
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('show the current generation, its product and targets')
+    .option('--generation <ref>', 'show another generation: number or commit id')
+    .action(
+      action(async (ctx, o: { generation?: string }) => {
+        const ref = o.generation === undefined ? {} : { ref: /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation };
+        const m = await machine();
+        const result = await m.withRuntime(ctx.globals.root, await m.status({ root: ctx.globals.root, ...ref }));
+        return { result, text: statusText(result) };
+      }),
+    );
+}
+
+function statusText(s: LiveStatus): string {
+  const live = new Map(s.runtime.map((r) => [r.name, r.state ?? (r.mounted ? 'MOUNTED' : '-')]));
+  const g = s.generation;
+  const out = [
+    `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
+    `product    ${s.product}`,
+    `update     ${s.update_type || 'partial'}`,
+    '',
+    table(
+      ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK', 'STATE'],
+      s.targets.map((t) => [t.name, t.service_type, t.version, short(t.digest), String(t.size), t.nsgroup || '-', t.network, live.get(t.name) ?? '-']),
+    ),
+  ];
+  if (s.storage.length > 0) {
+    out.push('', table(['STORAGE', 'SIZE(MiB)', 'PERSISTENT', 'NSGROUP'], s.storage.map((v) => [v.label, String(v.size), v.persistent ? 'yes' : 'no', v.nsgroup || '-'])));
+  }
+  return out.join('\n');
+}

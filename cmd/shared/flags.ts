@@ -1,0 +1,81 @@
+import { Option, type Command } from 'commander';
+import { MosError } from '../../src/base/index.js';
+
+/** Collects a repeatable option's values (commander `argParser`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** The registry flags every command that talks to registries takes. */
+export interface RegistryFlags {
+  readonly insecureRegistry?: string[];
+  readonly registryCa?: string[];
+  readonly authfile?: string;
+  readonly authFile?: string;
+}
+
+/** Adds `--insecure-registry`, `--registry-ca` and `--authfile` (alias `--auth-file`) to `cmd`. */
+export function registryOptions(cmd: Command): Command {
+  return cmd
+    .option('--insecure-registry <host>', 'allow plain HTTP to this registry host[:port] (repeatable; loopback always allowed)', collect)
+    .option('--registry-ca <file>', 'extra PEM CA certificate for registry TLS (repeatable)', collect)
+    .option('--authfile <file>', 'registry credentials (default $REGISTRY_AUTH_FILE, then ~/.docker/config.json)')
+    .addOption(new Option('--auth-file <file>', 'alias of --authfile').hideHelp());
+}
+
+/** The registry access options of the library calls, from the flags. */
+export function registryAccess(f: RegistryFlags): { insecureHosts?: readonly string[]; caFiles?: readonly string[]; authFile?: string } {
+  const authFile = f.authfile ?? f.authFile;
+  return {
+    ...(f.insecureRegistry ? { insecureHosts: f.insecureRegistry } : {}),
+    ...(f.registryCa ? { caFiles: f.registryCa } : {}),
+    ...(authFile !== undefined ? { authFile } : {}),
+  };
+}
+
+/** Adds `--capath FILE` (the manifest CA). */
+export function capathOption(cmd: Command): Command {
+  return cmd.option('--capath <file>', 'manifest CA bundle (default <root>/factory/secure/manifestCA.pem)');
+}
+
+/** `{ capath }` when the flag was given. */
+export function capathOf(f: { readonly capath?: string }): { capath?: string } {
+  return f.capath !== undefined ? { capath: f.capath } : {};
+}
+
+/** A whole number in [min, max] from flag `name`, or USAGE naming it. */
+export function wholeNumber(s: string, name: string, min: number, max: number): number {
+  const n = /^[0-9]{1,10}$/.test(s) ? Number(s) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new MosError({ code: 'USAGE', subject: name, message: `${JSON.stringify(s)} is not a whole number from ${min} to ${max}` });
+  }
+  return n;
+}
+
+/** A generation number (`--to N`). */
+export function generationNumber(s: string, name: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(s)) throw new MosError({ code: 'USAGE', subject: name, message: `${JSON.stringify(s)} is not a generation number` });
+  return Number(s);
+}
+
+/** A command line from a flag: a JSON array of strings, or words split at spaces. */
+export function argvOf(s: string, flag: string): string[] {
+  if (!s.trimStart().startsWith('[')) return s.split(/\s+/).filter((w) => w !== '');
+  let v: unknown;
+  try {
+    v = JSON.parse(s);
+  } catch {
+    v = undefined; // reported below, naming the flag
+  }
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+    throw new MosError({ code: 'INPUT_INVALID', subject: flag, message: `${JSON.stringify(s)} is not a JSON array of strings`, hint: 'e.g. \'["/bin/sh","-c","echo hi"]\'' });
+  }
+  return v as string[];
+}
+
+/** `KEY=VALUE` split at the first `=`, or INPUT_INVALID naming the flag. */
+export function keyValue(s: string, flag: string): [string, string] {
+  const i = s.indexOf('=');
+  if (i <= 0) throw new MosError({ code: 'INPUT_INVALID', subject: flag, message: `${JSON.stringify(s)} is not KEY=VALUE` });
+  return [s.slice(0, i), s.slice(i + 1)];
+}

@@ -1,0 +1,24 @@
+/** Plain-text rendering shared by the commands (no colours: output is often piped or logged). */
+
+/** An ISO time without milliseconds, space-separated. */
+export function when(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** `sha256:` plus 12 hex digits. */
+export function short(digest: string): string {
+  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]*$/, '$1');
+}
+
+/** A left-aligned text table; cells come from repositories and manifests, so control characters go. */
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const clean = rows.map((r) => r.map((c) => c.replace(/[\0-\x1f\x7f]/g, ' ')));
+  const widths = head.map((h, i) => Math.max(h.length, ...clean.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...clean.map(line)].join('\n');
+}
+
+/** MiB with one decimal. */
+export function mib(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
+}

@@ -1,0 +1,119 @@
+import { Command, CommanderError, Option } from 'commander';
+import { MosError, exitCodeOf, stderrLogger, type ErrorCode, type Logger, type OnProgress } from '../../src/base/index.js';
+import { makeProgress } from './progress.js';
+// Inlined by the compiler and by bundlers, so --version works in a single-file build too.
+import pkg from '../../package.json' with { type: 'json' };
+
+/** Options every command has. */
+export interface GlobalOptions {
+  /** The system root (`--root`, aliases `--rfs`, `-r`); default `/`. */
+  readonly root: string;
+  readonly debug: boolean;
+  readonly json: boolean;
+}
+
+/** What an action hands back: a plain value for --json and the text a person reads. */
+export interface CommandOutput {
+  readonly result: unknown;
+  readonly text?: string;
+  /**
+   * The command ran but found a failure (validate found problems, boot had a failing target, fsck found
+   * damage): the process exits with this code's exit code.
+   */
+  readonly failure?: ErrorCode;
+}
+
+/** Context passed to every action. */
+export interface CommandContext {
+  readonly globals: GlobalOptions;
+  readonly log: Logger;
+  /** Progress bars on a terminal, JSON lines on stderr with --json, nothing otherwise. */
+  readonly onProgress: OnProgress;
+}
+
+/** Creates the top-level program with the global options, usage errors routed to exit 2. */
+export function makeProgram(name: string, description: string): Command {
+  const program = new Command(name);
+  program
+    .description(description)
+    .version(pkg.version, '-V, --version', 'print the version')
+    .option('-r, --root <dir>', 'system root directory (aliases: --rfs)', '/')
+    .addOption(new Option('--rfs <dir>', 'alias of --root').hideHelp())
+    .option('--debug', 'verbose logs and error causes', false)
+    .option('--json', 'machine-readable result on stdout, logs on stderr', false)
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s) });
+  return program;
+}
+
+
+function globalsOf(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as { root?: string; rfs?: string; debug?: boolean; json?: boolean };
+  return { root: o.rfs ?? o.root ?? '/', debug: o.debug === true, json: o.json === true };
+}
+
+/**
+ * Wraps an action: builds the context, runs `fn`, prints its output, and maps thrown MosErrors to
+ * `mosctl: <subject>: <message>` / `hint:` on stderr (plus `{"error":…}` on stdout with --json).
+ */
+export function action<A extends unknown[]>(
+  fn: (ctx: CommandContext, ...args: A) => Promise<CommandOutput>,
+): (...args: unknown[]) => Promise<void> {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const globals = globalsOf(cmd);
+    const log = stderrLogger({ debug: globals.debug, json: globals.json });
+    const progress = makeProgress(globals);
+    try {
+      const out = await fn({ globals, log, onProgress: progress.onProgress }, ...(args.slice(0, -1) as A));
+      progress.stop();
+      if (globals.json) process.stdout.write(JSON.stringify(out.result, null, 2) + '\n');
+      else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
+      if (out.failure !== undefined) process.exitCode = exitCodeOf(out.failure);
+    } catch (e) {
+      progress.stop();
+      throw e;
+    }
+  };
+}
+
+/** Runs a program to completion: the only place that decides the process exit code. */
+export async function runProgram(program: Command, argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    reportError(program.name(), e, { json, debug });
+  }
+}
+
+function reportError(name: string, e: unknown, opts: { json: boolean; debug: boolean }): void {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      process.exitCode = 0;
+      return;
+    }
+    const err = new MosError({ code: 'USAGE', message: e.message.replace(/^error: /, '') });
+    if (opts.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+    process.exitCode = err.exitCode;
+    return;
+  }
+  const err =
+    e instanceof MosError
+      ? e
+      : new MosError({ code: 'INTERNAL', message: `internal error (a bug, please report it): ${e instanceof Error ? e.message : String(e)}`, cause: e });
+  process.stderr.write(`${name}: ${err.subject ? err.subject + ': ' : ''}${err.message}\n`);
+  if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  if (opts.debug) {
+    let c: unknown = err;
+    while (c instanceof Error) {
+      process.stderr.write(`${c.stack ?? c.message}\n`);
+      c = c.cause;
+      if (c) process.stderr.write('caused by: ');
+    }
+  }
+  if (opts.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+  process.exitCode = err.exitCode;
+}

@@ -1,0 +1,8 @@
+// Public surface of src/build: what runs on a release engineer's box (mosb): image build and convert,
+// image copy and inspect, publishing signed install manifests.
+export { buildImage, convertImage, type BuildImageOptions, type ConvertImageOptions, type BuildImageResult, type BuiltLayer, type ImageConfigOverrides, type ImageSource } from './build-image.js';
+export { copyImage, inspectImage, type CopyImageOptions, type CopyImageResult, type InspectImageOptions, type InspectImageResult } from './copy-image.js';
+export { publish, parseDestination, type PublishOptions, type PublishResult } from './publish.js';
+export { createKeyset, createProject, projectPaths, keysetPaths, keysRoot, parseProjectSpec, type KeysetPaths, type ProjectPaths } from './keyset.js';
+export { validateManifestFile, type ValidateManifestResult, type ValidationProblem } from './validate.js';
+export { imageBuild, type ImageBuildOptions } from './image-build.js';

@@ -1,0 +1,60 @@
+import { isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
+import { prepareVolumes, type VolumeResult } from '../runtime/index.js';
+import { activate, type ActivateResult } from './activate.js';
+import { systemPaths } from './paths.js';
+import { realRoot } from './target-root.js';
+import { loadVerifiedSystem } from './trust-policy.js';
+
+export interface BootOptions {
+  readonly root: string;
+  readonly capath?: string;
+  readonly requireVerity?: boolean;
+  /** Also write systemd units for container targets. */
+  readonly systemd?: boolean;
+  readonly now?: Date;
+  readonly log?: Logger;
+  readonly onProgress?: OnProgress;
+}
+
+/** One target's outcome at boot. */
+export type BootTarget =
+  | ({ readonly ok: true } & ActivateResult)
+  | { readonly ok: false; readonly target: string; readonly error: { code: string; message: string; subject?: string; hint?: string } };
+
+export interface BootResult {
+  readonly generation: number;
+  readonly volumes: readonly VolumeResult[];
+  readonly targets: readonly BootTarget[];
+  readonly failed: number;
+}
+
+/**
+ * `mosctl boot`: verify the whole system, set up storage volumes (persistent ones kept, the others
+ * fresh for this boot), then activate every target in manifest order except hostfs (the booted root).
+ * A failing target is reported and the others still start; the caller exits non-zero when any failed.
+ */
+export async function boot(opts: BootOptions): Promise<BootResult> {
+  const root = await realRoot(opts.root);
+  const log = opts.log ?? silentLogger;
+  const system = await loadVerifiedSystem(root, opts.capath, opts.now);
+  const volumes = await prepareVolumes({
+    storageDir: systemPaths(root).storage,
+    items: system.sys.storage ?? [],
+    idmaps: system.sys.uidmaps ?? [],
+    boot: true,
+  });
+  const targets: BootTarget[] = [];
+  for (const { target } of system.targets) {
+    if (target.service_type === 'hostfs') continue;
+    opts.onProgress?.({ kind: 'step', step: 'activate', detail: target.service_name });
+    try {
+      const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}), ...(opts.systemd ? { systemd: true } : {}) });
+      targets.push({ ok: true, ...r });
+    } catch (e) {
+      if (!isMosError(e)) throw e;
+      log.warn(`target ${target.service_name} failed: ${e.message}`);
+      targets.push({ ok: false, target: target.service_name, error: e.toJSON() });
+    }
+  }
+  return { generation: system.generation.number, volumes, targets, failed: targets.filter((t) => !t.ok).length };
+}

@@ -1,0 +1,58 @@
+import { MosError, isDigest, silentLogger, type Digest, type Logger } from '../base/index.js';
+import { listHistory, lockConfig, readGeneration } from '../config/index.js';
+import { gc, openLayout, type GcResult } from '../oci/index.js';
+import { loadSystem } from './load-system.js';
+import { systemPaths } from './paths.js';
+
+/** Options of `systemGc` (`mosctl gc`). */
+export interface SystemGcOptions {
+  readonly root: string;
+  /** Report what would be removed, change nothing. */
+  readonly dryRun?: boolean;
+  /**
+   * Collect even when a generation cannot be read: its images are then kept only if another
+   * generation references them. Default false: an unreadable generation stops gc before any change.
+   */
+  readonly force?: boolean;
+  readonly log?: Logger;
+}
+
+/** What `systemGc` did: the store gc result plus where the roots came from. */
+export interface SystemGcResult extends GcResult {
+  readonly generations: number;
+  readonly roots: readonly Digest[];
+  /** Generations that could not be read (only with `force`). */
+  readonly skippedGenerations: readonly number[];
+}
+
+/**
+ * Removes store blobs no retained generation references. Roots = every target digest of every
+ * generation in history (rollback must keep working), plus the install manifests' own digests (their
+ * `<sha>.json`), should they be stored as blobs. Holds the config writer lock, so no install or update
+ * copies into the store meanwhile.
+ */
+export async function systemGc(opts: SystemGcOptions): Promise<SystemGcResult> {
+  const log = opts.log ?? silentLogger;
+  await listHistory({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
+  await using _lock = await lockConfig(opts.root);
+  const gens = await listHistory({ root: opts.root });
+  const roots = new Set<Digest>();
+  const skipped: number[] = [];
+  for (const info of gens) {
+    try {
+      const sys = await loadSystem(await readGeneration({ root: opts.root, ref: info.number }));
+      for (const t of sys.targets) if (isDigest(t.target.digest)) roots.add(t.target.digest);
+      for (const sha of sys.manifests.keys()) roots.add(`sha256:${sha}`);
+    } catch (e) {
+      if (!opts.force || !(e instanceof MosError)) throw e;
+      log.warn('skipping an unreadable generation', { generation: info.number, error: e.message });
+      skipped.push(info.number);
+    }
+  }
+  if (skipped.length === gens.length) {
+    throw new MosError({ code: 'CONFIG_CORRUPT', subject: opts.root, message: 'no generation could be read: refusing to collect everything', hint: 'repair the config store first (mosctl fsck)' });
+  }
+  const store = await openLayout(systemPaths(opts.root).store, { log });
+  const result = await gc(store, { roots: [...roots], dryRun: opts.dryRun ?? false, log });
+  return { ...result, generations: gens.length, roots: [...roots], skippedGenerations: skipped };
+}

@@ -1,0 +1,17 @@
+// Public surface of src/machine: what runs on the machine (mosctl), one operation per file. The on-disk
+// layout is in paths.ts; the builder (src/build) is never imported from here, nor the reverse.
+export { systemPaths, targetPaths, MANIFEST_CA_PATH, type SystemPaths, type TargetPaths } from './paths.js';
+export { loadSystem, type LoadedSystem, type LoadedTarget, type InstallVerifier, type InstallFiles } from './load-system.js';
+export { hasImage, targetDescriptor } from './store.js';
+export { status, summarize, type StatusOptions, type StatusResult, type StatusTarget } from './status.js';
+export { withRuntime, type LiveStatus, type TargetRuntime } from './runtime-view.js';
+export { history, type HistoryEntry, type HistoryOptions } from './history.js';
+export { install, type InstallOptions, type InstallResult } from './install.js';
+export { update, type UpdateOptions, type UpdateResult } from './update.js';
+export { rollback, type RollbackOptions, type RollbackResult } from './rollback.js';
+export { mountTarget, mountRemote, createBootFs, umountTarget, type MountRemoteOptions, type MountTargetOptions, type MountTargetResult } from './mount.js';
+export { activate, deactivate, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';
+export { boot, type BootOptions, type BootResult, type BootTarget } from './boot.js';
+export { systemGc, type SystemGcOptions, type SystemGcResult } from './gc.js';
+export { systemFsck, type SystemFsckOptions, type SystemFsckResult } from './fsck.js';
+export { verifyFile, type VerifyFileOptions, type VerifyFileResult } from './verify.js';

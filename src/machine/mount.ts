@@ -1,0 +1,142 @@
+import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
+import { exists } from '../host/index.js';
+import { parseInstallManifest } from '../manifest/index.js';
+import { openLayout, type RegistryAccess } from '../oci/index.js';
+import { fetchInstall } from './fetch-install.js';
+import { pullTargets } from './pull-targets.js';
+import { systemPaths, targetPaths } from './paths.js';
+import { planTargetRoot, readTargetImage, realDest, realRoot } from './target-root.js';
+import { loadAnchors, loadVerifiedSystem } from './trust-policy.js';
+
+/** Options of {@link mountTarget}. */
+export interface MountTargetOptions {
+  readonly root: string;
+  /** Target name; default the installed hostfs target. */
+  readonly target?: string;
+  /** Default `<root>/mnt/mos/<target>`. */
+  readonly dest?: string;
+  /** Read-only root; default false (writable, writes discarded at unmount). */
+  readonly readonly?: boolean;
+  /** Refuse layers without a verity root hash. */
+  readonly requireVerity?: boolean;
+  /** Manifest CA; default `<root>/factory/secure/manifestCA.pem`. */
+  readonly capath?: string;
+  /** Plan only: verify the config, read the image, return the steps; mount nothing. */
+  readonly dryRun?: boolean;
+  readonly now?: Date;
+  readonly log?: Logger;
+  readonly onProgress?: OnProgress;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link mountTarget} did (or, with dryRun, would do). */
+export interface MountTargetResult {
+  readonly target: string;
+  /** The image manifest digest the installed manifest pins. */
+  readonly digest: string;
+  readonly dest: string;
+  readonly writable: boolean;
+  readonly dryRun: boolean;
+  readonly alreadyMounted: boolean;
+  /** One line per plan step. */
+  readonly steps: readonly string[];
+  readonly layers: readonly MountedLayer[];
+}
+
+/**
+ * Mounts one installed target's image: the current generation is read and every install manifest in it
+ * verified against the manifest CA, the target's image manifest is read from the store by its signed
+ * digest, and its layers are assembled with atomfs (each checked before its first mount). Needs root.
+ */
+export async function mountTarget(opts: MountTargetOptions): Promise<MountTargetResult> {
+  const root = await realRoot(opts.root);
+  const sys = await loadVerifiedSystem(root, opts.capath, opts.now);
+  const wanted = opts.target ?? sys.targets.find((t) => t.target.service_type === 'hostfs')?.target.service_name;
+  const found = sys.targets.find((t) => t.target.service_name === wanted);
+  if (wanted === undefined || found === undefined) {
+    throw new MosError({
+      code: 'SYSTEM_TARGET_UNKNOWN',
+      subject: `target ${wanted ?? '(hostfs)'}`,
+      message: wanted === undefined ? 'the installed system has no hostfs target' : 'is not in the installed system',
+      hint: `installed targets: ${sys.targets.map((t) => t.target.service_name).join(', ') || '(none)'}`,
+    });
+  }
+  const target = found.target;
+  const image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
+  const dest = await realDest(opts.dest ?? targetPaths(root, target.service_name).mountDest);
+  const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
+  const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
+  if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
+  const res = await mountImage(plan, {
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
+}
+
+/** The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. */
+export async function createBootFs(opts: Omit<MountTargetOptions, 'target'>): Promise<MountTargetResult> {
+  return mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
+}
+
+/** Unmounts a root mounted by {@link mountTarget}, releasing unused layers and writable dirs. Idempotent. */
+export async function umountTarget(opts: { root: string; dest: string; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult> {
+  const root = await realRoot(opts.root);
+  return unmountImage({
+    dest: await realDest(opts.dest),
+    scratchDir: systemPaths(root).scratch,
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+}
+
+/** Options of {@link mountRemote}: a target straight from a signed install manifest (live CD). */
+export interface MountRemoteOptions extends Omit<MountTargetOptions, 'target'>, RegistryAccess {
+  /** The install manifest reference (`host/name:tag`, `oci:DIR:TAG`). */
+  readonly source: string;
+  /** Default `livecd`, else `hostfs`, else the manifest's only target. */
+  readonly target?: string;
+}
+
+/**
+ * `mosctl mount SOURCE` on a machine with nothing installed (a live CD/USB): fetches the install
+ * manifest and verifies it against the manifest CA like install does, pulls only the chosen target's
+ * image into the store (verified), and mounts it. Refused on an installed system, whose state must only
+ * change through install/update.
+ */
+export async function mountRemote(opts: MountRemoteOptions): Promise<MountTargetResult> {
+  const root = await realRoot(opts.root);
+  const { repoDir } = systemPaths(root);
+  if (await exists(repoDir)) {
+    throw new MosError({
+      code: 'CONFIG_EXISTS',
+      subject: opts.source,
+      message: 'a system is installed here: mounting a remote manifest is only for machines with nothing installed',
+      hint: 'mount an installed target with mosctl mount -t TARGET, or update to the new manifest',
+    });
+  }
+  const anchors = await loadAnchors(root, opts.capath);
+  const fetched = await fetchInstall({ ...opts, anchors, ...(opts.now ? { now: opts.now } : {}) });
+  const manifest = parseInstallManifest(fetched.raw, `${opts.source}: install.json`);
+  const targets = manifest.value.targets;
+  const wanted = opts.target ?? (['livecd', 'hostfs'].find((n) => targets.some((x) => x.service_name === n)) ?? (targets.length === 1 ? targets[0]!.service_name : undefined));
+  const target = targets.find((x) => x.service_name === wanted);
+  if (!target) {
+    throw new MosError({
+      code: 'SYSTEM_TARGET_UNKNOWN',
+      subject: `${opts.source}: target ${wanted ?? '(none given)'}`,
+      message: wanted === undefined ? 'the manifest has several targets and none is livecd or hostfs' : 'is not in the install manifest',
+      hint: `targets: ${targets.map((x) => x.service_name).join(', ')}; choose one with --target`,
+    });
+  }
+  await pullTargets({ root, targets: [target], fetched, ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
+  const dest = await realDest(opts.dest ?? targetPaths(root, target.service_name).mountDest);
+  const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
+  const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
+  if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
+  const res = await mountImage(plan, { ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
+}

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+
+// SPEC.md "Paths": the on-disk layout of a machine, relative to `--root`. This file is the only place
+// that joins these names; every other module asks it.
+
+/** Where the initrd puts the manifest CA, relative to the system root. */
+export const MANIFEST_CA_PATH = 'factory/secure/manifestCA.pem';
+
+/** The fixed paths of a system root. Pure: nothing is read or created. */
+export interface SystemPaths {
+  readonly root: string;
+  /** `factory/secure/manifestCA.pem`: trusted manifest CA(s), PEM. */
+  readonly manifestCa: string;
+  /** `config/`: the config repository and its lock. */
+  readonly configDir: string;
+  /** `config/manifest.git/`: generations of the system state (branch master). */
+  readonly repoDir: string;
+  /** `config/manifest.lock`: the lock every writer holds. */
+  readonly lockPath: string;
+  /** `atomfs-store/mos/`: the image store, one OCI layout, images tagged by their manifest digest. */
+  readonly store: string;
+  /** `scratch-writes/`: layer mounts, target roots, overlay upper/work dirs. */
+  readonly scratch: string;
+  /** `storage/`: volumes of targets, one directory per label. */
+  readonly storage: string;
+  /** `var/lib/lxc/`: generated LXC configs, one directory per container target. */
+  readonly lxcPath: string;
+}
+
+/** The layout of `root` (SPEC.md "Paths"). */
+export function systemPaths(root: string): SystemPaths {
+  const configDir = join(root, 'config');
+  return {
+    root,
+    manifestCa: join(root, MANIFEST_CA_PATH),
+    configDir,
+    repoDir: join(configDir, 'manifest.git'),
+    lockPath: join(configDir, 'manifest.lock'),
+    store: join(root, 'atomfs-store', 'mos'),
+    scratch: join(root, 'scratch-writes'),
+    storage: join(root, 'storage'),
+    lxcPath: join(root, 'var', 'lib', 'lxc'),
+  };
+}
+
+/** Where one target's pieces live under the root. Pure. */
+export interface TargetPaths {
+  /** `mnt/atom/<target>`: where an fs-only target appears. */
+  readonly fsOnlyDest: string;
+  /** `mnt/mos/<target>`: default destination of `mosctl mount`. */
+  readonly mountDest: string;
+  /** `scratch-writes/roots/<target>`: a container target's root. */
+  readonly containerRoot: string;
+  readonly lxcPath: string;
+  /** `var/lib/lxc/<target>/mosctl-state.json`: the digest a container runs, for restart decisions. */
+  readonly stateFile: string;
+  readonly logFile: string;
+  readonly storageDir: string;
+  /** `scratch-writes/<target>/shift.json`: the uid shift applied to a container's writable root. */
+  readonly shiftRecord: string;
+  /** `etc/systemd/system/<target>.service`, written with `--systemd`. */
+  readonly systemdUnit: string;
+}
+
+/** The paths of target `name` under `root`. Pure. */
+export function targetPaths(root: string, name: string): TargetPaths {
+  const p = systemPaths(root);
+  return {
+    fsOnlyDest: join(root, 'mnt', 'atom', name),
+    mountDest: join(root, 'mnt', 'mos', name),
+    containerRoot: join(p.scratch, 'roots', name),
+    lxcPath: p.lxcPath,
+    stateFile: join(p.lxcPath, name, 'mosctl-state.json'),
+    logFile: join(root, 'var', 'log', 'lxc', `${name}.log`),
+    storageDir: p.storage,
+    shiftRecord: join(p.scratch, name, 'shift.json'),
+    systemdUnit: join(root, 'etc', 'systemd', 'system', `${name}.service`),
+  };
+}

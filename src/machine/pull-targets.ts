@@ -1,0 +1,68 @@
+import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
+import type { InstallTarget } from '../manifest/index.js';
+import { copy, type Descriptor } from '../oci/index.js';
+import type { FetchedInstall } from './fetch-install.js';
+import { checkSquashfsImage, hasImage, openStore, targetDescriptor } from './store.js';
+
+/** What pulling the targets did. */
+export interface PullTargetsResult {
+  /** Targets whose image was already in the store (nothing fetched). */
+  readonly present: readonly string[];
+  readonly pulled: readonly string[];
+  readonly blobBytes: number;
+}
+
+export interface PullTargetsOptions {
+  readonly root: string;
+  readonly targets: readonly InstallTarget[];
+  readonly fetched: FetchedInstall;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: OnProgress;
+  readonly log?: Logger;
+}
+
+/**
+ * Copies every target image into `<root>/atomfs-store/mos`, tagged by its full digest (mos's
+ * convention). Two passes: first every image manifest is fetched by its SIGNED digest and size (so the
+ * registry cannot substitute anything) and checked to be a squashfs image; only then are blobs copied,
+ * each verified while it streams. Images already tagged in the store are not fetched at all.
+ */
+export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargetsResult> {
+  const store = await openStore(opts.root, opts.log);
+  const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
+  const todo: { target: InstallTarget; desc: Descriptor }[] = [];
+  const present: string[] = [];
+  for (const target of opts.targets) {
+    const desc = targetDescriptor(target);
+    if (await hasImage(store, desc)) {
+      present.push(target.service_name);
+      continue;
+    }
+    const { store: src } = opts.fetched.imageSource(target.digest);
+    let bytes: Uint8Array;
+    try {
+      bytes = await src.fetchBytes(desc, t);
+    } catch (e) {
+      throw wrapTarget(e, target);
+    }
+    checkSquashfsImage(bytes, target);
+    todo.push({ target, desc });
+  }
+  let blobBytes = 0;
+  for (const { target, desc } of todo) {
+    const { store: src } = opts.fetched.imageSource(target.digest);
+    try {
+      const r = await copy({ src, dst: store, reference: desc, tag: target.digest, ...t, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+      blobBytes += r.bytesCopied;
+    } catch (e) {
+      throw wrapTarget(e, target);
+    }
+  }
+  return { present, pulled: todo.map((x) => x.target.service_name), blobBytes };
+}
+
+function wrapTarget(e: unknown, target: InstallTarget): unknown {
+  if (!isMosError(e)) return e;
+  if (e.subject?.includes(target.service_name)) return e;
+  return new MosError({ code: e.code, subject: `target ${target.service_name}: ${e.subject ?? target.digest}`, message: e.message, hint: e.hint, cause: e });
+}

@@ -1,0 +1,39 @@
+import { mountAt, readMountInfo } from '../host/index.js';
+import { containerState, type ContainerStateName } from '../runtime/index.js';
+import { targetPaths } from './paths.js';
+import { realRoot } from './target-root.js';
+import type { StatusResult } from './status.js';
+
+/** What is live for one target right now. */
+export interface TargetRuntime {
+  readonly name: string;
+  /** fs-only: mounted at mnt/atom/T; container: its root is mounted. */
+  readonly mounted: boolean;
+  /** Container state from LXC; absent for other kinds. */
+  readonly state?: ContainerStateName;
+  readonly pid?: number;
+}
+
+/** Status plus what is mounted and running (needs /proc and lxc-info; read-only). */
+export interface LiveStatus extends StatusResult {
+  readonly runtime: readonly TargetRuntime[];
+}
+
+/** Adds the mounted/running view to a status result. */
+export async function withRuntime(root: string, status: StatusResult): Promise<LiveStatus> {
+  const abs = await realRoot(root).catch(() => root);
+  const mounts = await readMountInfo();
+  const runtime: TargetRuntime[] = [];
+  for (const t of status.targets) {
+    const p = targetPaths(abs, t.name);
+    if (t.service_type === 'container') {
+      const s = await containerState({ name: t.name, lxcPath: p.lxcPath }).catch(() => undefined);
+      runtime.push({ name: t.name, mounted: mountAt(mounts, p.containerRoot) !== undefined, ...(s ? { state: s.state } : {}), ...(s?.pid ? { pid: s.pid } : {}) });
+    } else if (t.service_type === 'fs-only') {
+      runtime.push({ name: t.name, mounted: mountAt(mounts, p.fsOnlyDest) !== undefined });
+    } else {
+      runtime.push({ name: t.name, mounted: false });
+    }
+  }
+  return { ...status, runtime };
+}

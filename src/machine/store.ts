@@ -1,0 +1,51 @@
+import { MosError, isMosError, type Logger } from '../base/index.js';
+import type { InstallTarget } from '../manifest/index.js';
+import { OCI_MANIFEST, openLayout, type Descriptor, type ImageManifest, type LayoutStore } from '../oci/index.js';
+import { isSquashfsMediaType } from '../squashfs/index.js';
+import { systemPaths } from './paths.js';
+
+/** The store, created on first use. */
+export async function openStore(root: string, log?: Logger): Promise<LayoutStore> {
+  return openLayout(systemPaths(root).store, { create: true, ...(log ? { log } : {}) });
+}
+
+/** The signed descriptor of a target's image manifest. */
+export function targetDescriptor(t: InstallTarget): Descriptor {
+  return { mediaType: OCI_MANIFEST, digest: t.digest as Descriptor['digest'], size: t.size };
+}
+
+/** True when the store has the image tagged by its digest with the signed size. */
+export async function hasImage(store: LayoutStore, desc: Descriptor): Promise<boolean> {
+  try {
+    const found = await store.resolve(desc.digest);
+    return found.digest === desc.digest && found.size === desc.size && (await store.exists(desc));
+  } catch (e) {
+    if (isMosError(e, 'OCI_TAG_UNKNOWN', 'OCI_MANIFEST_UNKNOWN', 'OCI_BLOB_UNKNOWN', 'NOT_FOUND')) return false;
+    throw e;
+  }
+}
+
+/** Parses an image manifest and refuses anything atomfs cannot mount, naming the target. */
+export function checkSquashfsImage(bytes: Uint8Array, target: InstallTarget): ImageManifest {
+  const subject = `target ${target.service_name} (${target.digest})`;
+  let m: ImageManifest | undefined;
+  try {
+    m = JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageManifest;
+  } catch {
+    m = undefined;
+  }
+  if (!m || !Array.isArray(m.layers) || typeof m.config !== 'object') {
+    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'is not an OCI image manifest' });
+  }
+  if (m.layers.length === 0) throw new MosError({ code: 'IMAGE_INVALID', subject, message: 'the image has no layers' });
+  const bad = m.layers.find((l) => typeof l?.mediaType !== 'string' || !isSquashfsMediaType(l.mediaType));
+  if (bad) {
+    throw new MosError({
+      code: 'ATOMFS_LAYER_UNSUPPORTED',
+      subject,
+      message: `layer ${String(bad.digest)} has media type ${String(bad.mediaType)}, not a squashfs layer`,
+      hint: 'convert the image with mosb image build --from REF',
+    });
+  }
+  return m;
+}
