@@ -89,3 +89,27 @@ function check(file: string, text: string): string[] {
   if (from.startsWith('cmd') && /exitCode\s*[:=]\s*[1-9]/.test(text)) bad.push(`${rel}: literal exit code (return a failure code; run.ts maps it)`);
   return bad;
 }
+
+t.test('no import cycles in src/ or cmd/', async (t) => {
+  const graph = new Map<string, string[]>();
+  for (const f of [...files(join(top, 'src')), ...files(join(top, 'cmd'))]) {
+    const deps = specifiers(readFileSync(f, 'utf8'))
+      .filter((s) => s.startsWith('.') && s.endsWith('.js'))
+      .map((s) => resolve(dirname(f), s).replace(/\.js$/, '.ts'));
+    graph.set(f, deps);
+  }
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (f: string, path: string[]): void => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'open') {
+      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(top, p)).join(' -> '));
+      return;
+    }
+    state.set(f, 'open');
+    for (const d of graph.get(f) ?? []) visit(d, [...path, f]);
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) visit(f, []);
+  t.same(cycles, [], 'every module graph is acyclic');
+});

@@ -1,9 +1,8 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { OnProgress, ProgressEvent } from '../../src/base/index.js';
-import type { GlobalOptions } from './run.js';
 
 /** Progress bars on a terminal, JSON lines on stderr with --json, nothing otherwise. */
-export function makeProgress(globals: GlobalOptions): { onProgress: OnProgress; stop: () => void } {
+export function makeProgress(globals: { readonly json: boolean }): { onProgress: OnProgress; stop: () => void } {
   if (globals.json) {
     return { onProgress: (ev: ProgressEvent) => process.stderr.write(JSON.stringify({ progress: ev }) + '\n'), stop: () => {} };
   }

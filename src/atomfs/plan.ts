@@ -1,5 +1,5 @@
 import { isAbsolute, join } from 'node:path';
-import { MosError, parseDigest, splitDigest, type Digest } from '../base/index.js';
+import { MosError, isTargetName, parseDigest, splitDigest, type Digest } from '../base/index.js';
 import { isSquashfsMediaType, verityRootHashOf } from '../squashfs/index.js';
 import { MAX_MOUNT_OPTIONS_BYTES, OVERLAY_OPTIONS } from './constants.js';
 import { atomfsPaths, writablePaths } from './paths.js';
@@ -55,7 +55,6 @@ export interface PlanMountOptions {
   readonly requireVerity?: boolean;
 }
 
-const TARGET_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ROOT_HASH_RE = /^(?:[0-9a-f]{64}|[0-9a-f]{128})$/;
 // Overlay splits its options at ',' and lowerdir at ':'; refuse rather than escape such scratch paths.
 const UNSAFE_PATH_RE = /[,:\\\s]/;
@@ -68,8 +67,8 @@ const UNSAFE_PATH_RE = /[,:\\\s]/;
  */
 export function planMount(opts: PlanMountOptions): MountPlan {
   const { target, dest, scratchDir, writable } = opts;
-  if (!TARGET_RE.test(target) || target === 'atomfs') {
-    throw new MosError({ code: 'INPUT_INVALID', subject: `target ${JSON.stringify(target)}`, message: 'not a valid target name', hint: 'use letters, digits, ".", "_" and "-"' });
+  if (!isTargetName(target) || target === 'atomfs') {
+    throw new MosError({ code: 'INPUT_INVALID', subject: `target ${JSON.stringify(target)}`, message: 'not a valid target name', hint: 'use lowercase letters, digits, ".", "_" and "-" (no "..")' });
   }
   if (!isAbsolute(dest)) throw new MosError({ code: 'INPUT_INVALID', subject: dest, message: 'mount destination must be an absolute path' });
   if (!isAbsolute(scratchDir) || UNSAFE_PATH_RE.test(scratchDir)) {

@@ -5,10 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MosError, describeSystemError, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, describeSystemError, isTag, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
 import {
   OCI_CONFIG, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD,
-  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES,
+  DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES, hostPlatform, parseImageIndex, parseImageManifest, resolvePlatform,
   type ContentSource, type ContentTarget, type Descriptor,
 } from '../oci/index.js';
 import {
@@ -75,7 +75,6 @@ export interface BuildImageResult {
   readonly layers: readonly BuiltLayer[];
 }
 
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const EPOCH = new Date(0);
 const TAR_COMPRESSION: Readonly<Record<string, TarCompression>> = {
   [OCI_LAYER_TAR]: 'none',
@@ -191,24 +190,16 @@ interface ReadImage {
 async function readImage(source: ImageSource, what: 'base' | 'from'): Promise<ReadImage> {
   const subject = source.reference;
   let desc = await source.src.resolve(source.reference);
-  let doc = parseJson(await source.src.fetchBytes(desc), subject);
   if (desc.mediaType === OCI_INDEX || desc.mediaType === DOCKER_MANIFEST_LIST) {
-    const list = Array.isArray(doc['manifests']) ? (doc['manifests'] as Descriptor[]) : [];
-    const arch = hostArchitecture();
-    const pick = list.length === 1 ? list[0] : list.find((m) => m.platform?.os === 'linux' && m.platform.architecture === arch);
-    if (!pick) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image index has no linux/${arch} image` });
-    desc = pick;
-    doc = parseJson(await source.src.fetchBytes(desc), subject);
+    const list = parseImageIndex(await source.src.fetchBytes(desc), subject).manifests;
+    desc = list.length === 1 ? list[0]! : resolvePlatform(list, { os: 'linux', architecture: hostPlatform().architecture }, `${what} image ${subject}`);
   }
   if (desc.mediaType !== OCI_MANIFEST && desc.mediaType !== DOCKER_MANIFEST) {
     throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} reference is a ${desc.mediaType}, not an image manifest` });
   }
-  const config = doc['config'] as Descriptor | undefined;
-  const layers = doc['layers'];
-  if (!config || typeof config.digest !== 'string' || !Array.isArray(layers) || layers.length === 0) {
-    throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image manifest has no config or no layers` });
-  }
-  return { source, manifest: { layers: layers as Descriptor[] }, config: parseJson(await source.src.fetchBytes(config), `${subject}: config`) };
+  const { config, layers } = parseImageManifest(await source.src.fetchBytes(desc), subject);
+  if (layers.length === 0) throw new MosError({ code: 'IMAGE_INVALID', subject, message: `the ${what} image manifest has no layers` });
+  return { source, manifest: { layers }, config: parseJson(await source.src.fetchBytes(config), `${subject}: config`) };
 }
 
 function parseJson(bytes: Uint8Array, subject: string): Record<string, unknown> {
@@ -222,14 +213,8 @@ function parseJson(bytes: Uint8Array, subject: string): Record<string, unknown> 
   throw new MosError({ code: 'IMAGE_INVALID', subject, message: 'not a JSON object' });
 }
 
-// GOARCH names, as image configs and indexes use them.
-function hostArchitecture(): string {
-  const goarch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return goarch[process.arch] ?? process.arch;
-}
-
 function defaultConfig(created: string): Record<string, unknown> {
-  return { created, architecture: hostArchitecture(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  return { created, architecture: hostPlatform().architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 
 function diffIdsOf(config: Record<string, unknown> | undefined): string[] {
@@ -338,7 +323,7 @@ function step(opts: CommonOptions, name: string, detail?: string): void {
 }
 
 function checkTag(tag: string): void {
-  if (!TAG_RE.test(tag)) throw new MosError({ code: 'INPUT_INVALID', subject: tag, message: 'not a valid tag (A-Za-z0-9_ then A-Za-z0-9._-, at most 128)' });
+  if (!isTag(tag)) throw new MosError({ code: 'INPUT_INVALID', subject: tag, message: 'not a valid tag (A-Za-z0-9_ then A-Za-z0-9._-, at most 128)' });
 }
 
 async function checkDir(dir: string): Promise<void> {

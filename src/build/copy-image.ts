@@ -1,6 +1,6 @@
-import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, formatReference, parseReference, type Logger, type OnProgress } from '../base/index.js';
 import {
-  childrenOf, copy, hostPlatform, isIndexType, openLayout, openReference, parseReference, formatReference,
+  childrenOf, copy, hostPlatform, isIndexType, openLayout, openReference,
   type CopyResult, type Descriptor, type OpenedReference, type Platform, type RegistryAccess,
 } from '../oci/index.js';
 

@@ -1,5 +1,5 @@
-import { MosError, type Logger, type OnProgress } from '../base/index.js';
-import { openReference, parseReference, type RegistryAccess } from '../oci/index.js';
+import { MosError, parseReference, type Logger, type OnProgress } from '../base/index.js';
+import { openReference, type RegistryAccess } from '../oci/index.js';
 import type { SquashfsCompression } from '../squashfs/index.js';
 import { buildImage, convertImage, type BuildImageResult, type ImageConfigOverrides, type ImageSource } from './build-image.js';
 

@@ -1,13 +1,13 @@
 import { resolve as resolvePath } from 'node:path';
-import { MosError, isMosError, silentLogger, type Digest, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isMosError, parseReference, silentLogger, type Digest, type Logger, type OnProgress } from '../base/index.js';
 import { readFileLimited } from '../host/index.js';
 import {
   MAX_MANIFEST_BYTES, installFileFromImport, parseImportFile, parseSource, serializeInstallFile,
   type ImportFile, type Pin, type Source,
 } from '../manifest/index.js';
 import {
-  EMPTY_JSON_BYTES, copy, isIndexType, openLayout, openRepository, parseReference,
-  type ContentStore, type Descriptor, type ImageManifest, type TransferOptions,
+  EMPTY_JSON_BYTES, copy, isIndexType, manifestLayers, openLayout, openRepository,
+  type ContentStore, type Descriptor, type TransferOptions,
 } from '../oci/index.js';
 import { MAX_SIGNATURE_BYTES } from '../trust/index.js';
 import { CERT_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, addReferrer, listReferrers, targetTag } from '../protocol/index.js';
@@ -206,7 +206,7 @@ async function resolveSources(imp: ImportFile, opts: PublishOptions, t: Transfer
     let descriptor: Descriptor;
     try {
       store = await openSource(src, opts);
-      descriptor = await store.resolve(src.kind === 'layout' ? src.tag : (src.digest ?? src.tag!), t);
+      descriptor = await store.resolve(src.digest ?? src.tag!, t);
     } catch (e) {
       if (!isMosError(e)) throw e;
       throw new MosError({ code: e.code, subject: field, message: `${target.source}: ${e.subject ? `${e.subject}: ` : ''}${e.message}`, hint: e.hint ?? 'check that the image exists', cause: e });
@@ -247,7 +247,7 @@ async function openDestination(d: Destination, opts: PublishOptions, log: Logger
 }
 
 function layerOf(m: BuiltManifest): Descriptor {
-  return (JSON.parse(Buffer.from(m.bytes).toString('utf8')) as ImageManifest).layers[0]!;
+  return manifestLayers(m.bytes, m.descriptor.digest)[0]!;
 }
 
 async function pushBlob(store: ContentStore, desc: Descriptor, bytes: Uint8Array, t: TransferOptions): Promise<void> {
@@ -280,8 +280,7 @@ async function reusableSignature(store: ContentStore, subject: Descriptor, certP
   const found = (await listReferrers(store, subject, SIGNATURE_ARTIFACT_TYPE)).slice(0, MAX_REUSE_CANDIDATES);
   for (const d of found) {
     try {
-      const m = JSON.parse(Buffer.from(await store.fetchBytes(d, t)).toString('utf8')) as ImageManifest;
-      const layer = m.layers?.[0];
+      const layer = manifestLayers(await store.fetchBytes(d, t), d.digest)[0];
       if (!layer || layer.size > MAX_SIGNATURE_BYTES) continue;
       if (signatureMatches(certPem, raw, await store.fetchBytes(layer, t))) return d.digest;
     } catch (e) {

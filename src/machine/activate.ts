@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { MosError, isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isMosError, isTargetName, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { readGeneration } from '../config/index.js';
 import { ensureDir, exists, writeFileAtomic } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
@@ -196,7 +196,7 @@ export interface DeactivateResult {
 export async function deactivate(opts: DeactivateOptions): Promise<DeactivateResult> {
   const root = await realRoot(opts.root);
   const log = opts.log ?? silentLogger;
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(opts.target) || opts.target.includes('..')) {
+  if (!isTargetName(opts.target)) {
     throw new MosError({ code: 'INPUT_INVALID', subject: `target ${JSON.stringify(opts.target)}`, message: 'is not a valid target name' });
   }
   const paths = targetPaths(root, opts.target);

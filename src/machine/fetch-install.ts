@@ -1,11 +1,10 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import {
-  MAX_MANIFEST_BYTES, OCI_MANIFEST, isManifestType, openRepository,
-  type ContentStore, type Descriptor, type ImageManifest,
+  MAX_MANIFEST_BYTES, OCI_MANIFEST, isManifestType, openReference, openRepository, parseImageManifest,
+  type ContentStore, type Descriptor, type ImageManifest, type RegistryAccess,
 } from '../oci/index.js';
 import type { TrustAnchors, SignerInfo } from '../trust/index.js';
 import { CERT_ARTIFACT_TYPE, INSTALL_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, listReferrers, targetTag } from '../protocol/index.js';
-import { openReference, type RegistryAccess } from '../oci/index.js';
 import { verifyTriple } from './trust-policy.js';
 
 /** An install manifest fetched from a SOURCE and verified against the manifest CA. */
@@ -81,14 +80,14 @@ export async function fetchInstall(opts: FetchInstallOptions): Promise<FetchedIn
 }
 
 function parseArtifact(bytes: Uint8Array, subject: string): ImageManifest {
-  let doc: ImageManifest | undefined;
+  const bad = (message: string, cause?: unknown) => new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message, hint: 'is this an install manifest published by mosb?', cause });
+  let doc: ImageManifest;
   try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageManifest;
-  } catch {
-    doc = undefined;
+    doc = parseImageManifest(bytes, subject);
+  } catch (e) {
+    if (isMosError(e, 'OCI_MANIFEST_INVALID')) throw bad(`is not an OCI image manifest: ${e.message}`, e);
+    throw e;
   }
-  const bad = (message: string) => new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message, hint: 'is this an install manifest published by mosb?' });
-  if (!doc || typeof doc !== 'object' || !Array.isArray(doc.layers)) throw bad('is not an OCI image manifest');
   if ((doc.mediaType ?? OCI_MANIFEST) !== OCI_MANIFEST) throw bad(`has media type ${String(doc.mediaType)}, not ${OCI_MANIFEST}`);
   const type = doc.artifactType ?? doc.config?.mediaType;
   // regctl-made artifacts put the type on the config; mos's publish sets artifactType.
@@ -101,7 +100,7 @@ async function referrerPayloads(store: ContentStore, subject: Descriptor, type: 
   const found = (await listReferrers(store, subject, type)).filter((d) => isManifestType(d.mediaType)).slice(0, MAX_CANDIDATES);
   const out: Uint8Array[] = [];
   for (const d of found) {
-    const m = parseReferrer(await store.fetchBytes(d, t), `${source}: ${type} referrer ${d.digest}`);
+    const m = parseImageManifest(await store.fetchBytes(d, t), `${source}: ${type} referrer ${d.digest}`);
     const layer = m.layers[0];
     if (!layer || layer.size > MAX_MANIFEST_BYTES) continue;
     out.push(await store.fetchBytes(layer, t));
@@ -109,15 +108,6 @@ async function referrerPayloads(store: ContentStore, subject: Descriptor, type: 
   return out;
 }
 
-function parseReferrer(bytes: Uint8Array, subject: string): ImageManifest {
-  try {
-    const m = JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageManifest;
-    if (Array.isArray(m.layers)) return m;
-  } catch {
-    // fall through
-  }
-  throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'is not an OCI manifest' });
-}
 
 function imageSourceFor(ref: { kind: string; host?: string }, store: ContentStore, opts: RegistryAccess & { log?: Logger }) {
   if (ref.kind === 'registry' && ref.host !== undefined) {

@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { OCI_MANIFEST, openLayout, type Descriptor, type ImageManifest, type LayoutStore } from '../oci/index.js';
+import { OCI_MANIFEST, openLayout, parseImageManifest, type Descriptor, type ImageManifest, type LayoutStore } from '../oci/index.js';
 import { isSquashfsMediaType } from '../squashfs/index.js';
 import { systemPaths } from './paths.js';
 
@@ -28,22 +28,14 @@ export async function hasImage(store: LayoutStore, desc: Descriptor): Promise<bo
 /** Parses an image manifest and refuses anything atomfs cannot mount, naming the target. */
 export function checkSquashfsImage(bytes: Uint8Array, target: InstallTarget): ImageManifest {
   const subject = `target ${target.service_name} (${target.digest})`;
-  let m: ImageManifest | undefined;
-  try {
-    m = JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageManifest;
-  } catch {
-    m = undefined;
-  }
-  if (!m || !Array.isArray(m.layers) || typeof m.config !== 'object') {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'is not an OCI image manifest' });
-  }
+  const m = parseImageManifest(bytes, subject);
   if (m.layers.length === 0) throw new MosError({ code: 'IMAGE_INVALID', subject, message: 'the image has no layers' });
-  const bad = m.layers.find((l) => typeof l?.mediaType !== 'string' || !isSquashfsMediaType(l.mediaType));
+  const bad = m.layers.find((l) => !isSquashfsMediaType(l.mediaType));
   if (bad) {
     throw new MosError({
       code: 'ATOMFS_LAYER_UNSUPPORTED',
       subject,
-      message: `layer ${String(bad.digest)} has media type ${String(bad.mediaType)}, not a squashfs layer`,
+      message: `layer ${bad.digest} has media type ${bad.mediaType}, not a squashfs layer`,
       hint: 'convert the image with mosb image build --from REF',
     });
   }

@@ -9,9 +9,6 @@ export const MAX_YAML_ALIASES = 64;
 /** The only manifest format version mos and mosctl know. */
 export const MANIFEST_VERSION = 1;
 
-/** Target names, nsgroups and storage labels become paths, unit names and GPT partition names. */
-export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
 /** Storage labels mos itself uses for its partitions (mos.md §2). */
 export const RESERVED_LABELS: readonly string[] = ['esp', 'machine-config', 'machine-store', 'machine-scratch'];
 

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { NAME_RE, NETWORK_TYPES, RESERVED_LABELS, SERVICE_TYPES, SHA256_DIGEST_RE } from './constants.js';
+import { isTargetName } from '../base/index.js';
+import { NETWORK_TYPES, RESERVED_LABELS, SERVICE_TYPES, SHA256_DIGEST_RE } from './constants.js';
 import { at, describe, type FieldReader } from './reader.js';
 import type { Network, NetworkType, PortMap, ServiceType, StorageItem, TargetStorage } from './types.js';
 
@@ -15,11 +16,9 @@ const TARGET_STORAGE_KEYS = ['dest', 'label'] as const;
 
 /** Checks a name used as a path component (target, nsgroup, label); returns the message or undefined. */
 export function nameProblem(name: string): string | undefined {
-  if (!NAME_RE.test(name)) {
-    return `${describe(name)} is not a valid name (1-63 of a-z 0-9 . _ -, starting with a letter or digit)`;
-  }
-  if (name.includes('..')) return `${describe(name)} must not contain ".."`;
-  return undefined;
+  if (isTargetName(name)) return undefined;
+  if (name.includes('..') && isTargetName(name.replaceAll('..', '.'))) return `${describe(name)} must not contain ".."`;
+  return `${describe(name)} is not a valid name (1-63 of a-z 0-9 . _ -, starting with a letter or digit)`;
 }
 
 /** Reads a service_type; undefined (reported) when not one of the enum. */

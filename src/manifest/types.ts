@@ -113,7 +113,5 @@ export interface SysManifest {
   readonly IpAddrs?: Readonly<Record<string, string>> | null;
 }
 
-/** Where a target image comes from, as written in manifest.yaml. */
-export type Source =
-  | { readonly kind: 'registry'; readonly host: string; readonly name: string; readonly tag?: string; readonly digest?: string }
-  | { readonly kind: 'layout'; readonly dir: string; readonly tag: string };
+/** Where a target image comes from, as written in manifest.yaml: a reference naming a tag or digest. */
+export type { Reference as Source } from '../base/index.js';

@@ -1,5 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
-import { childrenOf, isIndexType, isManifestType, parseJsonObject, selectPlatform } from './graph.js';
+import { childrenOf, isIndexType, isManifestType, parseJsonObject } from './graph.js';
+import { resolvePlatform } from './platform.js';
 import { markSourceVerified } from './source-verified.js';
 import type { ContentSource, ContentTarget, Descriptor, Platform, TransferOptions } from './types.js';
 
@@ -51,16 +52,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
   const subject = typeof opts.reference === 'string' ? opts.reference : opts.reference.digest;
   if (opts.platform !== undefined && isIndexType(root.mediaType)) {
     const list = childrenOf(root, await opts.src.fetchBytes(root, t));
-    const picked = selectPlatform(list, opts.platform);
-    if (!picked) {
-      throw new MosError({
-        code: 'OCI_MANIFEST_UNKNOWN',
-        subject,
-        message: `the index has no manifest for ${opts.platform.os}/${opts.platform.architecture}${opts.platform.variant ? '/' + opts.platform.variant : ''}`,
-        hint: `platforms present: ${list.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : '?')).join(', ') || '(none)'}`,
-      });
-    }
-    root = picked;
+    root = resolvePlatform(list, opts.platform, subject);
   }
   return copyDescriptor({ ...opts, descriptor: root });
 }

@@ -1,6 +1,6 @@
 import { MosError, isDigest } from '../base/index.js';
 import { DOCKER_MANIFEST, INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST } from './media-types.js';
-import type { Descriptor, Platform } from './types.js';
+import type { Descriptor } from './types.js';
 
 // Pure helpers for walking an OCI content graph (index -> manifests -> config + layers).
 
@@ -84,21 +84,4 @@ export function sniffManifestType(bytes: Uint8Array, subject: string): string {
   if (Array.isArray(doc['manifests'])) return OCI_INDEX;
   if (doc['config'] !== undefined && Array.isArray(doc['layers'])) return OCI_MANIFEST;
   throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'neither an image manifest nor an image index' });
-}
-
-/** The platform of this machine in OCI terms (GOARCH/GOOS names). */
-export function hostPlatform(): Platform {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { architecture: arch[process.arch] ?? process.arch, os: process.platform === 'win32' ? 'windows' : process.platform };
-}
-
-/** First entry of an index matching `want` (image-spec: first match wins), or undefined. */
-export function selectPlatform(manifests: readonly Descriptor[], want: Platform): Descriptor | undefined {
-  return manifests.find(
-    (m) =>
-      m.platform !== undefined &&
-      m.platform.architecture === want.architecture &&
-      m.platform.os === want.os &&
-      (want.variant === undefined || m.platform.variant === want.variant),
-  );
 }

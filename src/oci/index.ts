@@ -6,14 +6,14 @@ export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
-export { childrenOf, isIndexType, isManifestType, hostPlatform, selectPlatform } from './graph.js';
+export { childrenOf, isIndexType, isManifestType, parseJsonObject } from './graph.js';
+export { parseImageManifest, parseImageIndex, manifestLayers } from './documents.js';
+export { hostPlatform, resolvePlatform, formatPlatform } from './platform.js';
 // registry half (references + distribution-spec client)
-export { parseReference, formatReference, DOCKER_HUB } from './reference.js';
 export { openRepository, RegistryRepository, type RepositoryStats, type FetchedManifest } from './registry/repository.js';
 export type { RegistryOptions } from './registry/options.js';
 export type { Credentials } from './registry/credentials.js';
 export type { PushBlobOptions } from './registry/upload.js';
 export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
-export { resolvePlatform, formatPlatform } from './registry/platform.js';
 export { parseChallenges, type Challenge } from './registry/headers.js';
 export { openReference, type OpenedReference, type RegistryAccess } from './open-reference.js';

@@ -1,6 +1,5 @@
-import type { Logger } from '../base/index.js';
+import { parseReference, type Logger } from '../base/index.js';
 import { openLayout } from './layout/store.js';
-import { parseReference } from './reference.js';
 import { openRepository } from './registry/repository.js';
 import type { ContentStore, Reference } from './types.js';
 

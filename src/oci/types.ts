@@ -78,20 +78,4 @@ export interface ContentTarget {
 /** A store that can be both read and written (a layout, a registry repository). */
 export interface ContentStore extends ContentSource, ContentTarget {}
 
-/** Where a SOURCE points: a registry repository or a local OCI layout (discriminated on `kind`). */
-export type Reference =
-  | {
-      readonly kind: 'registry';
-      /** host[:port] as written (docker.io normalised to registry-1.docker.io by the client). */
-      readonly host: string;
-      /** repository name, e.g. `machine/install` */
-      readonly name: string;
-      readonly tag?: string;
-      readonly digest?: Digest;
-    }
-  | {
-      readonly kind: 'layout';
-      readonly dir: string;
-      readonly tag?: string;
-      readonly digest?: Digest;
-    };
+export type { Reference } from '../base/index.js';

@@ -1,6 +1,6 @@
-import { MosError, isMosError, sha256Digest } from '../base/index.js';
+import { isMosError, sha256Digest } from '../base/index.js';
 import {
-  OCI_INDEX, RegistryRepository, fallbackTag, verifyBytes,
+  OCI_INDEX, RegistryRepository, fallbackTag, parseImageIndex, verifyBytes,
   type ContentStore, type Descriptor, type ImageIndex,
 } from '../oci/index.js';
 
@@ -38,18 +38,7 @@ async function readFallbackIndex(store: ContentStore, subject: Descriptor): Prom
     if (isMosError(e, 'OCI_TAG_UNKNOWN', 'OCI_MANIFEST_UNKNOWN', 'NOT_FOUND')) return { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
     throw e;
   }
-  const bytes = await store.fetchBytes(desc);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    doc = undefined;
-  }
-  const manifests = (doc as { manifests?: unknown } | undefined)?.manifests;
-  if (!Array.isArray(manifests)) {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject: fallbackTag(subject.digest), message: 'referrers fallback tag does not hold an image index' });
-  }
-  return doc as ImageIndex;
+  return parseImageIndex(await store.fetchBytes(desc), `referrers fallback tag ${fallbackTag(subject.digest)}`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { parseReference, formatReference } from '../../src/oci/index.js';
+import { parseReference, formatReference } from '../../src/base/index.js';
 
 const HEX = 'a'.repeat(64);
 const D = `sha256:${HEX}`;

@@ -75,8 +75,8 @@ t.test('scopes, fallback tags, upload Locations, rechunk', async (t) => {
 t.test('resolvePlatform: first match, unknown media types skipped, clear error', async (t) => {
   const m = (arch: string, extra: Record<string, unknown> = {}, mediaType = OCI_MANIFEST) => ({ mediaType, digest: `sha256:${arch.padEnd(64, '0').slice(0, 64).replace(/[^a-f0-9]/g, 'a')}` as const, size: 1, platform: { os: 'linux', architecture: arch, ...extra } });
   const index = { schemaVersion: 2 as const, mediaType: OCI_INDEX, manifests: [m('amd64', {}, 'application/x-unknown'), m('arm', { variant: 'v6' }), m('arm', { variant: 'v7' }), m('amd64'), m('amd64')] };
-  t.equal(resolvePlatform(index, { os: 'linux', architecture: 'amd64' }), index.manifests[3]);
-  t.equal(resolvePlatform(index, { os: 'linux', architecture: 'arm', variant: 'v7' }), index.manifests[2]);
-  t.equal(resolvePlatform(index, { os: 'linux', architecture: 'arm' }), index.manifests[1]);
-  t.throws(() => resolvePlatform(index, { os: 'windows', architecture: 'amd64' }, 'idx'), { code: 'OCI_MANIFEST_UNKNOWN', subject: 'idx', message: /windows\/amd64.*linux\/arm\/v6, linux\/arm\/v7, linux\/amd64\)/ });
+  t.equal(resolvePlatform(index.manifests, { os: 'linux', architecture: 'amd64' }), index.manifests[3]);
+  t.equal(resolvePlatform(index.manifests, { os: 'linux', architecture: 'arm', variant: 'v7' }), index.manifests[2]);
+  t.equal(resolvePlatform(index.manifests, { os: 'linux', architecture: 'arm' }), index.manifests[1]);
+  t.throws(() => resolvePlatform(index.manifests, { os: 'windows', architecture: 'amd64' }, 'idx'), { code: 'OCI_MANIFEST_UNKNOWN', subject: 'idx', message: /windows\/amd64.*linux\/arm\/v6, linux\/arm\/v7, linux\/amd64\)/ });
 });

@@ -1,4 +1,4 @@
-import { MosError } from '../../base/index.js';
+import { MAX_LAYOUT_TAG_LENGTH, MosError, isLayoutTag } from '../../base/index.js';
 import { parseDescriptor, parseJsonObject } from '../graph.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX } from '../media-types.js';
 import type { Descriptor } from '../types.js';
@@ -20,10 +20,6 @@ export interface LayoutTag {
   readonly descriptor: Descriptor;
 }
 
-// image-spec annotations.md, org.opencontainers.image.ref.name: component ("/" component)*.
-const COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
-const REF_NAME_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-const MAX_TAG_LENGTH = 512;
 
 /** An empty index (what a new layout starts with). */
 export function emptyLayoutIndex(): LayoutIndex {
@@ -70,12 +66,12 @@ export function tagOf(desc: Descriptor): string | undefined {
 
 /** Returns `tag` when it is a valid ref.name (`:` allowed: mos tags by full digest), else throws OCI_REFERENCE_INVALID. */
 export function validateTag(tag: string): string {
-  if (tag.length === 0 || tag.length > MAX_TAG_LENGTH || !REF_NAME_RE.test(tag)) {
+  if (!isLayoutTag(tag)) {
     throw new MosError({
       code: 'OCI_REFERENCE_INVALID',
       subject: tag === '' ? '(empty tag)' : tag,
       message: 'not a valid layout tag',
-      hint: `use letters, digits and -._:@+ separated components joined by "/", at most ${MAX_TAG_LENGTH} characters`,
+      hint: `use letters, digits and -._:@+ separated components joined by "/", at most ${MAX_LAYOUT_TAG_LENGTH} characters`,
     });
   }
   return tag;

@@ -1,9 +1,10 @@
 import { MosError, isMosError, splitDigest, type Digest } from '../../base/index.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX } from '../media-types.js';
+import { parseImageIndex } from '../documents.js';
 import type { Descriptor, ImageIndex, TransferOptions } from '../types.js';
 import { redactUrl, responseError } from './errors.js';
 import { nextLink } from './headers.js';
-import type { RegistryRepository } from './repository.js';
+import type { RepositoryHandle } from './handle.js';
 import { discard } from './transport.js';
 
 /** Options of `referrers()`. */
@@ -25,20 +26,18 @@ export function fallbackTag(digest: Digest): string {
   return `${clean(algorithm.slice(0, 32))}-${clean(hex.slice(0, 64))}`;
 }
 
+// A registry's reply, not a stored document: a malformed one is the registry's protocol error.
 function parseIndex(bytes: Uint8Array, subject: string): ImageIndex {
-  let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new MosError({ code: 'REGISTRY_PROTOCOL', subject, message: 'referrers response is not JSON' });
+    return parseImageIndex(bytes, subject);
+  } catch (e) {
+    if (!isMosError(e, 'OCI_MANIFEST_INVALID')) throw e;
+    throw new MosError({ code: 'REGISTRY_PROTOCOL', subject, message: `referrers response is not an image index: ${e.message}`, cause: e });
   }
-  const manifests = (doc as { manifests?: unknown } | null)?.manifests;
-  if (!Array.isArray(manifests)) throw new MosError({ code: 'REGISTRY_PROTOCOL', subject, message: 'referrers response is not an image index' });
-  return doc as ImageIndex;
 }
 
-/** See `RegistryRepository.referrers`. */
-export async function referrers(repo: RegistryRepository, digest: Digest, opts: ReferrersOptions): Promise<Descriptor[]> {
+/** See `RepositoryHandle.referrers`. */
+export async function referrers(repo: RepositoryHandle, digest: Digest, opts: ReferrersOptions): Promise<Descriptor[]> {
   const t = repo.transport;
   const what = `list referrers of ${repo.display}@${digest}`;
   let url: string | undefined = repo.path('referrers', digest) + (opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : '');
@@ -64,7 +63,7 @@ export async function referrers(repo: RegistryRepository, digest: Digest, opts: 
   return dedupe(filtered ? found : found.filter((d) => d.artifactType === opts.artifactType));
 }
 
-async function fromFallbackTag(repo: RegistryRepository, digest: Digest, opts: ReferrersOptions): Promise<Descriptor[]> {
+async function fromFallbackTag(repo: RepositoryHandle, digest: Digest, opts: ReferrersOptions): Promise<Descriptor[]> {
   const tag = fallbackTag(digest);
   let bytes: Uint8Array;
   try {
@@ -82,8 +81,8 @@ function dedupe(ds: readonly Descriptor[]): Descriptor[] {
   return ds.filter((d) => (seen.has(d.digest) ? false : (seen.add(d.digest), true)));
 }
 
-/** See `RegistryRepository.listTags`. */
-export async function listTags(repo: RegistryRepository, opts: TransferOptions): Promise<string[]> {
+/** See `RepositoryHandle.listTags`. */
+export async function listTags(repo: RepositoryHandle, opts: TransferOptions): Promise<string[]> {
   const what = `list tags of ${repo.display}`;
   const tags: string[] = [];
   let url: string | undefined = repo.path('tags', 'list');

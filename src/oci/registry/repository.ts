@@ -1,34 +1,20 @@
-import { MosError, isDigest, sha256Digest, splitDigest, type Digest } from '../../base/index.js';
+import { MosError, isDigest, isTag, sha256Digest, splitDigest, type Digest } from '../../base/index.js';
 import { isManifestType } from '../graph.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../media-types.js';
-import type { ContentStore, Descriptor, ImageIndex, Platform, TransferOptions } from '../types.js';
+import type { ContentStore, Descriptor, Platform, TransferOptions } from '../types.js';
 import { verified, verifyBytes } from '../verify.js';
 import { defaultAuthFile, loadCredentials, type Credentials } from './credentials.js';
 import { isRetriableNetworkError, networkError, redactUrl, responseError } from './errors.js';
 import { mediaTypeOf } from './headers.js';
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from './options.js';
-import { resolvePlatform } from './platform.js';
+import { resolvePlatform } from '../platform.js';
+import { parseImageIndex } from '../documents.js';
 import { listTags, referrers, type ReferrersOptions } from './referrers.js';
 import { discard, Transport, type Exchange } from './transport.js';
 import { pushBlob, pushManifest, type PushBlobOptions } from './upload.js';
+import { mediaTypeOfBody, type FetchedManifest, type RepositoryHandle, type RepositoryStats } from './handle.js';
 
-/** Counters a caller (the pull bench, progress summaries) can read at any time. */
-export interface RepositoryStats {
-  /** Body bytes received from `/blobs/` (layers and configs), resumed ranges included. */
-  blobBytesFetched: number;
-  /** Body bytes received from `/manifests/`. */
-  manifestBytesFetched: number;
-  /** Blob bytes sent in uploads. */
-  blobBytesPushed: number;
-  /** Blob reads resumed with `Range` after a broken connection. */
-  resumes: number;
-}
-
-/** A fetched manifest or index: its descriptor (digest of the exact bytes) and the bytes. */
-export interface FetchedManifest {
-  readonly descriptor: Descriptor;
-  readonly bytes: Uint8Array;
-}
+export type { FetchedManifest, RepositoryStats } from './handle.js';
 
 const ACCEPT = [...MANIFEST_MEDIA_TYPES].join(', ');
 const MANIFEST_CACHE_ENTRIES = 16;
@@ -43,7 +29,7 @@ export function openRepository(opts: RegistryOptions & { readonly host: string; 
  * read is verified (size and digest while streaming), manifests are capped at 4 MiB, blob reads resume
  * with `Range` after a reset, and at most `concurrency` blob downloads run at once.
  */
-export class RegistryRepository implements ContentStore {
+export class RegistryRepository implements ContentStore, RepositoryHandle {
   readonly stats: RepositoryStats = { blobBytesFetched: 0, manifestBytesFetched: 0, blobBytesPushed: 0, resumes: 0 };
   /** Parallel blob downloads this repository allows (callers may size their own pools with it). */
   readonly concurrency: number;
@@ -96,7 +82,7 @@ export class RegistryRepository implements ContentStore {
    */
   async fetchManifest(reference: string, opts: TransferOptions = {}): Promise<FetchedManifest> {
     const byDigest = isDigest(reference);
-    if (!byDigest && !/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/.test(reference)) {
+    if (!byDigest && !isTag(reference)) {
       throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `${this.display}:${reference}`, message: `"${reference}" is neither a tag nor a digest` });
     }
     if (byDigest) {
@@ -143,9 +129,9 @@ export class RegistryRepository implements ContentStore {
   async resolveImage(reference: string, opts: TransferOptions & { readonly platform?: Platform } = {}): Promise<FetchedManifest> {
     const top = await this.fetchManifest(reference, opts);
     if (!INDEX_MEDIA_TYPES.includes(top.descriptor.mediaType)) return top;
-    const index = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as ImageIndex;
+    const index = parseImageIndex(top.bytes, `${this.display}@${top.descriptor.digest}`);
     const platform = opts.platform ?? this.opts.platform;
-    const chosen = resolvePlatform(index, ...(platform ? [platform] : []), `${this.display}@${top.descriptor.digest}`);
+    const chosen = resolvePlatform(index.manifests, ...(platform ? [platform] : []), `${this.display}@${top.descriptor.digest}`);
     const m = await this.fetchManifest(chosen.digest, opts);
     verifyBytes(m.bytes, chosen, `${this.display}@${chosen.digest}`);
     return m;
@@ -312,17 +298,4 @@ export class RegistryRepository implements ContentStore {
 
 function describe(bytes: Uint8Array, mediaType: string, digest: Digest): Descriptor {
   return { mediaType, digest, size: bytes.byteLength };
-}
-
-/** The `mediaType` field of a JSON manifest, or undefined; OCI_MANIFEST_INVALID when it is not JSON. */
-export function mediaTypeOfBody(bytes: Uint8Array, subject?: string): string | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'manifest is not valid JSON' });
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'manifest is not a JSON object' });
-  const mt = (doc as { mediaType?: unknown }).mediaType;
-  return typeof mt === 'string' ? mt : undefined;
 }

@@ -1,10 +1,12 @@
-import { MosError, isMosError, sha256Digest, type Digest } from '../../base/index.js';
+import { MosError, isMosError, isTag, sha256Digest, type Digest } from '../../base/index.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX } from '../media-types.js';
+import { parseImageIndex } from '../documents.js';
+import { parseJsonObject } from '../graph.js';
 import type { Descriptor, ImageIndex, TransferOptions } from '../types.js';
 import { verified, verifyBytes } from '../verify.js';
 import { fallbackTag } from './referrers.js';
 import { redactUrl, responseError } from './errors.js';
-import { mediaTypeOfBody, type RegistryRepository } from './repository.js';
+import { mediaTypeOfBody, type RepositoryHandle } from './handle.js';
 import { discard, type Exchange } from './transport.js';
 
 /** Options of `pushBlob`. */
@@ -46,8 +48,8 @@ function locationOf(ex: Exchange, what: string): string {
   return new URL(loc, ex.url).href;
 }
 
-/** See `RegistryRepository.pushBlob`. */
-export async function pushBlob(repo: RegistryRepository, desc: Descriptor, content: AsyncIterable<Uint8Array>, opts: PushBlobOptions): Promise<void> {
+/** See `RepositoryHandle.pushBlob`. */
+export async function pushBlob(repo: RepositoryHandle, desc: Descriptor, content: AsyncIterable<Uint8Array>, opts: PushBlobOptions): Promise<void> {
   const t = repo.transport;
   const signal = opts.signal;
   const what = `upload blob ${repo.display}@${desc.digest}`;
@@ -111,9 +113,9 @@ function checkDigestHeader(ex: Exchange, digest: Digest, what: string): void {
   }
 }
 
-/** See `RegistryRepository.pushManifest`. */
+/** See `RepositoryHandle.pushManifest`. */
 export async function pushManifest(
-  repo: RegistryRepository,
+  repo: RepositoryHandle,
   desc: Descriptor,
   bytes: Uint8Array,
   opts: TransferOptions & { readonly tag?: string; readonly skipSubject?: boolean },
@@ -123,7 +125,7 @@ export async function pushManifest(
     throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject, message: `manifest of ${bytes.byteLength} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit` });
   }
   verifyBytes(bytes, desc, subject);
-  if (opts.tag !== undefined && !/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/.test(opts.tag)) {
+  if (opts.tag !== undefined && !isTag(opts.tag)) {
     throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `${repo.display}:${opts.tag}`, message: `"${opts.tag}" is not a valid tag` });
   }
   const bodyType = mediaTypeOfBody(bytes, subject);
@@ -146,7 +148,7 @@ export async function pushManifest(
   await discard(ex);
   repo.remember(desc.digest, bytes, desc.mediaType);
   if (opts.skipSubject) return;
-  const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { subject?: Descriptor; artifactType?: string; config?: Descriptor; annotations?: Record<string, string> };
+  const doc = parseJsonObject(bytes, subject) as { subject?: Descriptor; artifactType?: string; config?: Descriptor; annotations?: Record<string, string> };
   if (!doc.subject || typeof doc.subject.digest !== 'string' || ociSubject) return;
   const entry: Descriptor = {
     mediaType: desc.mediaType,
@@ -161,7 +163,7 @@ export async function pushManifest(
 // Writers of one fallback tag within this process run one after another (2.8.2 ignores If-Match).
 const chains = new Map<string, Promise<void>>();
 
-async function updateFallbackIndex(repo: RegistryRepository, subject: Digest, entry: Descriptor, opts: TransferOptions): Promise<void> {
+async function updateFallbackIndex(repo: RepositoryHandle, subject: Digest, entry: Descriptor, opts: TransferOptions): Promise<void> {
   const tag = fallbackTag(subject);
   const key = `${repo.host}/${repo.name}:${tag}`;
   const prev = chains.get(key) ?? Promise.resolve();
@@ -174,15 +176,19 @@ async function updateFallbackIndex(repo: RegistryRepository, subject: Digest, en
   }
 }
 
-async function readModifyWrite(repo: RegistryRepository, tag: string, entry: Descriptor, opts: TransferOptions): Promise<void> {
+async function readModifyWrite(repo: RepositoryHandle, tag: string, entry: Descriptor, opts: TransferOptions): Promise<void> {
   let index: ImageIndex = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
   try {
     const current = await repo.fetchManifest(tag, opts);
     if (current.descriptor.mediaType !== OCI_INDEX) {
       throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: `${repo.display}:${tag}`, message: `referrers fallback tag holds ${current.descriptor.mediaType}, not an image index`, hint: 'delete or fix that tag, then push again' });
     }
-    index = JSON.parse(Buffer.from(current.bytes).toString('utf8')) as ImageIndex;
-    if (!Array.isArray(index.manifests)) throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: `${repo.display}:${tag}`, message: 'referrers fallback index has no manifests list' });
+    try {
+      index = parseImageIndex(current.bytes, `${repo.display}:${tag}`);
+    } catch (e) {
+      if (!isMosError(e, 'OCI_MANIFEST_INVALID')) throw e;
+      throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: `${repo.display}:${tag}`, message: `referrers fallback index: ${e.message}`, hint: 'delete or fix that tag, then push again', cause: e });
+    }
   } catch (e) {
     if (!isMosError(e, 'OCI_TAG_UNKNOWN')) throw e;
   }

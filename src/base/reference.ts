@@ -1,11 +1,36 @@
-import { MosError, isDigest, type Digest } from '../base/index.js';
-import type { Reference } from './types.js';
+import { isDigest, type Digest } from './digest.js';
+import { MosError } from './errors.js';
+
+// The one grammar of image references and of the names that become tags and paths. Pure.
+
+/** Where a SOURCE points: a registry repository or a local OCI layout (discriminated on `kind`). */
+export type Reference =
+  | {
+      readonly kind: 'registry';
+      /** host[:port] as written (docker.io normalised to registry-1.docker.io by the client). */
+      readonly host: string;
+      /** repository name, e.g. `machine/install` */
+      readonly name: string;
+      readonly tag?: string;
+      readonly digest?: Digest;
+    }
+  | {
+      readonly kind: 'layout';
+      readonly dir: string;
+      readonly tag?: string;
+      readonly digest?: Digest;
+    };
 
 // distribution-spec §"Pulling manifests": <name> and <reference> grammars.
 const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-// image-spec image-layout.md: ref.name charset A-Za-z0-9 and -._:@/+ as `component ("/" component)*`.
-const LAYOUT_TAG_RE = /^[A-Za-z0-9._:@+-]+(?:\/[A-Za-z0-9._:@+-]+)*$/;
+// Target names, nsgroups and storage labels become paths, unit names and GPT partition names.
+const TARGET_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+// image-spec annotations.md, org.opencontainers.image.ref.name: component ("/" component)*.
+const LAYOUT_TAG_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const LAYOUT_TAG_RE = new RegExp(`^${LAYOUT_TAG_COMPONENT}(?:/${LAYOUT_TAG_COMPONENT})*$`);
+/** Longest layout tag we accept (the spec sets none; mos's digest tags are 71 characters). */
+export const MAX_LAYOUT_TAG_LENGTH = 512;
 const HOST_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::([0-9]{1,5}))?$/;
 const DIGEST_SUFFIX_RE = /:((?:sha256:[a-f0-9]{64})|(?:sha512:[a-f0-9]{128}))$/;
 /** Clients commonly cap host + "/" + name at 255 characters. */
@@ -13,6 +38,29 @@ const MAX_NAME_LENGTH = 255;
 
 /** The Docker Hub host as users write it; the client talks to `registry-1.docker.io`. */
 export const DOCKER_HUB = 'docker.io';
+
+/** True when `s` is a registry tag (distribution-spec: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`). */
+export function isTag(s: string): boolean {
+  return TAG_RE.test(s);
+}
+
+/** True when `s` is a repository name (distribution-spec path components, lowercase). */
+export function isRepositoryName(s: string): boolean {
+  return NAME_RE.test(s);
+}
+
+/** True when `s` is a tag of an OCI layout's index.json (image-layout `org.opencontainers.image.ref.name`). */
+export function isLayoutTag(s: string): boolean {
+  return s.length <= MAX_LAYOUT_TAG_LENGTH && LAYOUT_TAG_RE.test(s);
+}
+
+/**
+ * True when `s` may name a target, nsgroup or storage label: lowercase `[a-z0-9][a-z0-9._-]{0,62}`
+ * and no `..`, since it becomes a path component, a unit name and a GPT partition name.
+ */
+export function isTargetName(s: string): boolean {
+  return TARGET_NAME_RE.test(s) && !s.includes('..');
+}
 
 function invalid(input: string, message: string, hint?: string): MosError {
   return new MosError({
@@ -60,7 +108,7 @@ function parseLayout(input: string): Reference {
       dir = rest.slice(0, colon);
       tag = rest.slice(colon + 1);
       if (tag === '') throw invalid(input, 'empty tag after ":"');
-      if (!LAYOUT_TAG_RE.test(tag)) throw invalid(input, `"${tag}" is not a valid layout tag (A-Za-z0-9 and -._:@/+)`);
+      if (!isLayoutTag(tag)) throw invalid(input, `"${tag}" is not a valid layout tag (components of A-Za-z0-9 joined by one of -._:@+, separated by "/")`);
     }
   }
   if (dir === '') throw invalid(input, 'missing layout directory after "oci:"');
