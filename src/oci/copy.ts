@@ -1,7 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { childrenOf, isIndexType, isManifestType, parseJsonObject } from './graph.js';
 import { resolvePlatform } from './platform.js';
-import { markSourceVerified } from './source-verified.js';
 import type { ContentSource, ContentTarget, Descriptor, Platform, TransferOptions } from './types.js';
 
 /** What `copy` copies, from where to where. */
@@ -149,7 +148,7 @@ class Copier {
     await this.limit.run(async () => {
       this.abort.signal.throwIfAborted();
       const source = this.opts.src.fetchBlob(desc, this.t);
-      await this.opts.dst.pushBlob(desc, markSourceVerified(this.counting(source, desc)), this.t);
+      await this.opts.dst.pushBlob(desc, this.counting(source, desc), this.t);
     });
     this.counts.blobsCopied++;
     this.counts.bytesCopied += desc.size;

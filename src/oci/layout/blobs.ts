@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { MosError, describeSystemError, isDigest, splitDigest, type Digest } from '../../base/index.js';
 import { ensureDir, fsyncDir, processAlive } from '../../host/index.js';
 import { verified } from '../verify.js';
-import { isSourceVerified } from '../source-verified.js';
 import type { Descriptor } from '../types.js';
 
 // Blob files of a layout: `blobs/<alg>/<hex>` (0444), written through `ingest/` so that no partial or
@@ -42,8 +41,8 @@ export async function writeBlob(dir: string, desc: Descriptor, content: AsyncIte
       // Network chunks are small (16-64 KiB): gather them and write with one writev per WRITE_BATCH.
       let batch: Uint8Array[] = [];
       let batched = 0;
-      const checked = isSourceVerified(content) ? sizeChecked(content, desc) : verified(content, desc);
-      for await (const chunk of checked) {
+      // Every byte is hashed here, whatever the source claims: the digest name is this store's promise.
+      for await (const chunk of verified(content, desc)) {
         signal?.throwIfAborted();
         batch.push(chunk);
         batched += chunk.byteLength;
@@ -77,17 +76,6 @@ async function writeAll(fh: FileHandle, chunks: Uint8Array[], total: number): Pr
   const { bytesWritten } = await fh.writev(chunks);
   // writev may write less than asked (rare on regular files): finish the rest plainly.
   if (bytesWritten < total) await fh.write(Buffer.concat(chunks).subarray(bytesWritten));
-}
-
-/** Size check only, for streams their source verifies (see source-verified.ts). */
-async function* sizeChecked(source: AsyncIterable<Uint8Array>, want: Descriptor): AsyncGenerator<Uint8Array> {
-  let seen = 0;
-  for await (const chunk of source) {
-    seen += chunk.byteLength;
-    if (seen > want.size) throw new MosError({ code: 'OCI_SIZE_MISMATCH', subject: want.digest, message: `size mismatch: got more than ${want.size} bytes` });
-    yield chunk;
-  }
-  if (seen !== want.size) throw new MosError({ code: 'OCI_SIZE_MISMATCH', subject: want.digest, message: `size mismatch: got ${seen} of ${want.size} bytes` });
 }
 
 /** Size of the blob file, or undefined when absent. */
