@@ -1,16 +1,16 @@
 import { createReadStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, ensureDir, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
-import { MAX_MANIFEST_BYTES, OCI_LAYOUT_HEADER } from '../media-types.js';
+import { MAX_MANIFEST_BYTES } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
 import type { ContentStore, Descriptor, TransferOptions } from '../types.js';
-import { blobPath, blobSize, writeBlob, INGEST_DIR } from './blobs.js';
+import { blobPath, blobSize, writeBlob } from './blobs.js';
+import { INDEX_FILE, LOCK_FILE, createLayout, readHeader, readHeaderVersion } from './create.js';
 import {
-  MAX_INDEX_JSON_BYTES, emptyLayoutIndex, layoutTags, parseLayoutIndex, serializeLayoutIndex, tagOf, validateTag, withTag, withoutTag,
+  MAX_INDEX_JSON_BYTES, layoutTags, parseLayoutIndex, serializeLayoutIndex, tagOf, validateTag, withTag, withoutTag,
   type LayoutIndex, type LayoutTag,
 } from './index-file.js';
 
@@ -21,13 +21,8 @@ export interface OpenLayoutOptions {
   readonly log?: Logger;
 }
 
-const LAYOUT_FILE = 'oci-layout';
-const INDEX_FILE = 'index.json';
-const LOCK_FILE = '.lock';
 /** Nested indexes deeper than this are not searched for tags (hostile cycles are cut by `seen` anyway). */
 const MAX_NESTING = 8;
-/** What may already be in a directory we are asked to create a layout in (a crash during creation). */
-const CREATION_LEFTOVERS = /^(\.lock|blobs|ingest|index\.json|\.(index\.json|oci-layout)\.tmp-.*)$/;
 
 /**
  * Opens the OCI image layout at `dir` (image-spec image-layout.md). Throws NOT_FOUND when it is missing
@@ -49,7 +44,7 @@ export async function openLayout(dir: string, opts: OpenLayoutOptions = {}): Pro
         hint: 'check the path, e.g. oci:DIR:TAG names the directory holding oci-layout and index.json',
       });
     }
-    await create(store);
+    await createLayout(abs);
   } else {
     await readHeaderVersion(abs, header);
   }
@@ -269,112 +264,3 @@ export class LayoutStore implements ContentStore {
 async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
 }
-
-type Header = 'absent' | Buffer;
-
-async function readHeader(dir: string): Promise<Header> {
-  try {
-    return await readFileLimited(join(dir, LAYOUT_FILE), 4096);
-  } catch (e) {
-    if (e instanceof MosError && e.code === 'NOT_FOUND') return 'absent';
-    throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: join(dir, LAYOUT_FILE), message: (e as Error).message, cause: e });
-  }
-}
-
-async function readHeaderVersion(dir: string, bytes: Buffer): Promise<void> {
-  const path = join(dir, LAYOUT_FILE);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    doc = undefined;
-  }
-  const version = (doc as { imageLayoutVersion?: unknown } | undefined)?.imageLayoutVersion;
-  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
-    throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: path, message: `imageLayoutVersion ${JSON.stringify(version)} is not 1.x.y`, hint: `${OCI_LAYOUT_HEADER} must be {"imageLayoutVersion": "1.0.0"}` });
-  }
-}
-
-async function create(store: LayoutStore): Promise<void> {
-  const dir = store.dir;
-  let names: string[] | undefined;
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new MosError({ code: 'OCI_LAYOUT_INVALID', subject: dir, message: `cannot create a layout here: ${describeSystemError(e)}`, cause: e });
-    }
-  }
-  // A new directory: build the whole layout aside and rename it into place, so that no reader ever
-  // sees a half-made layout (a SIGKILL leaves only a `.NAME.creating-PID-*` sibling, swept later).
-  if (names === undefined) {
-    if (await createAside(dir)) return;
-    names = await readdir(dir).catch(() => []); // another creator's directory appeared meanwhile
-  }
-  const foreign = names.filter((n) => !CREATION_LEFTOVERS.test(n));
-  if (foreign.length > 0) {
-    throw new MosError({
-      code: 'OCI_LAYOUT_INVALID',
-      subject: dir,
-      message: `not an OCI layout and not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''})`,
-      hint: 'name an empty or new directory for the layout',
-    });
-  }
-  // An existing empty directory (perhaps a mount point, which cannot be renamed over): fill it in place.
-  await ensureDir(join(dir, 'blobs', 'sha256'));
-  await ensureDir(join(dir, INGEST_DIR));
-  const lock = await acquireLock(join(dir, LOCK_FILE), { wait: true });
-  try {
-    // index.json first, oci-layout last: the header marks a complete layout. Another creator may have
-    // finished while we waited for the lock: then keep its index.json.
-    if ((await stat(join(dir, INDEX_FILE)).catch(() => undefined)) === undefined) {
-      await writeFileAtomic(join(dir, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
-    }
-    if ((await readHeader(dir)) === 'absent') await writeFileAtomic(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  } finally {
-    await lock.release();
-  }
-}
-
-const CREATING = /^\.(.+)\.creating-(\d+)-[0-9a-f]+$/;
-
-/**
- * Creates the layout at `dir` (which does not exist) in a sibling directory and renames it into place.
- * Returns false when another creator won the race with a directory that is not (yet) a layout, so the
- * caller falls back to filling it in place.
- */
-async function createAside(dir: string): Promise<boolean> {
-  const parent = dirname(dir);
-  const name = basename(dir);
-  await ensureDir(parent);
-  await sweepAbandonedCreations(parent, name);
-  const tmp = join(parent, `.${name}.creating-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await ensureDir(join(tmp, 'blobs', 'sha256'));
-    await ensureDir(join(tmp, INGEST_DIR));
-    await writeFileAtomic(join(tmp, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
-    await writeFileAtomic(join(tmp, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    try {
-      await rename(tmp, dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY') return (await readHeader(dir)) !== 'absent';
-      throw new MosError({ code: 'HOST_IO', subject: dir, message: `cannot create the layout: ${describeSystemError(e)}`, cause: e });
-    }
-    await fsyncDir(parent);
-    return true;
-  } finally {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-/** Removes `.NAME.creating-PID-*` directories whose creator is gone (killed mid-creation). */
-async function sweepAbandonedCreations(parent: string, name: string): Promise<void> {
-  const entries = await readdir(parent).catch(() => [] as string[]);
-  for (const entry of entries) {
-    const m = CREATING.exec(entry);
-    if (m === null || m[1] !== name || processAlive(Number(m[2]))) continue;
-    await rm(join(parent, entry), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
