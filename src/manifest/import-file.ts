@@ -4,7 +4,7 @@ import { decodeText, loadYaml } from './decode.js';
 import { readStorageItems } from './fields.js';
 import { at, describe, FieldReader } from './reader.js';
 import { sourceProblem } from './source.js';
-import { checkTargetSet, readTarget, type CommonTarget } from './targets.js';
+import { checkTargetSet, readTarget, type TargetFacts } from './targets.js';
 import type { ImportFile, UpdateType, UserTarget } from './types.js';
 
 const TOP_KEYS = ['version', 'product', 'update_type', 'storage', 'targets'] as const;
@@ -38,24 +38,24 @@ export function checkImportFile(text: string | Uint8Array, file: string): CheckR
   const storage = readStorageItems(r, r.list(o, 'storage', ''), 'storage', true);
   const list = r.list(o, 'targets', '');
   if (list === null || list.length === 0) r.fail('targets', list === null ? 'is missing' : 'must list at least one target');
-  const commons: (CommonTarget | undefined)[] = [];
+  const facts: (TargetFacts | undefined)[] = [];
   const targets: UserTarget[] = [];
   (list ?? []).forEach((v, i) => {
     const p = at('targets', i);
     const t = r.map(v, p);
-    if (!t) return void commons.push(undefined);
+    if (!t) return void facts.push(undefined);
     r.onlyKeys(t, TARGET_KEYS, p);
     const source = r.str(t, 'source', p);
     const why = source === '' ? 'is missing' : sourceProblem(source);
     if (why) r.fail(at(p, 'source'), why, 'use docker://HOST[:PORT]/NAME:TAG, HOST[:PORT]/NAME@sha256:HEX or oci:DIR:TAG');
-    const c = readTarget(r, t, p, { strict: true, pinned: false });
-    commons.push(c);
+    const { value: c, facts: f } = readTarget(r, t, p, { strict: true, pinned: false });
+    facts.push(f);
     if (c) {
       const { digest, size, ...rest } = c;
       targets.push({ ...rest, source, ...(digest !== '' ? { digest } : {}), ...(size !== undefined ? { size } : {}) });
     }
   });
-  checkTargetSet(r, commons, storage, update_type as UpdateType);
+  checkTargetSet(r, facts, storage, update_type as UpdateType);
   if (r.problems.length > 0) return { problems: r.problems };
   return { value: { version: MANIFEST_VERSION, product, update_type: update_type as UpdateType, storage, targets }, problems: [] };
 }

@@ -4,7 +4,7 @@ import { decodeText, loadJson } from './decode.js';
 import { readStorageItems } from './fields.js';
 import { checkProduct, checkVersion, type CheckResult } from './import-file.js';
 import { at, describe, FieldReader } from './reader.js';
-import { checkTargetSet, readTarget, type CommonTarget } from './targets.js';
+import { checkTargetSet, readTarget, type ReadTarget } from './targets.js';
 import type { InstallFile, InstallManifest, InstallTarget } from './types.js';
 
 /**
@@ -28,16 +28,16 @@ export function checkInstallFile(raw: Uint8Array, file: string): CheckResult<Ins
   const storage = readStorageItems(r, r.list(o, 'storage', ''), 'storage', false);
   const list = r.list(o, 'targets', '');
   if (list === null || list.length === 0) r.fail('targets', list === null ? 'is missing' : 'must list at least one target');
-  const commons: (CommonTarget | undefined)[] = [];
+  const read: (ReadTarget | undefined)[] = [];
   (list ?? []).forEach((v, i) => {
     const p = at('targets', i);
     const t = r.map(v, p);
-    commons.push(t ? readTarget(r, t, p, { strict: false, pinned: true }) : undefined);
+    read.push(t ? readTarget(r, t, p, { strict: false, pinned: true }) : undefined);
   });
   const kind = update_type === '' ? 'partial' : (update_type as InstallFile['update_type']);
-  checkTargetSet(r, commons, storage, kind);
+  checkTargetSet(r, read.map((x) => x?.facts), storage, kind);
   if (r.problems.length > 0) return { problems: r.problems };
-  const targets: InstallTarget[] = commons.map((c) => ({ ...c!, size: c!.size! }));
+  const targets: InstallTarget[] = read.map((x) => ({ ...x!.value!, size: x!.value!.size! }));
   const value: InstallFile = { version: 1, product, storage, targets, update_type: update_type as InstallFile['update_type'] };
   return { value: { raw, sha: sha256Hex(raw), value }, problems: [] };
 }

@@ -17,11 +17,21 @@ export interface CommonTarget {
   readonly storage: readonly TargetStorage[] | null;
 }
 
+/** What could be read of a target even when some of its fields are bad: enough for the cross-target rules. */
+export type TargetFacts = Partial<Pick<CommonTarget, 'service_name' | 'service_type' | 'network' | 'storage'>>;
+
+/** One target as read: its value when every field was good, and the facts the set rules need. */
+export interface ReadTarget {
+  readonly value: CommonTarget | undefined;
+  readonly facts: TargetFacts;
+}
+
 /**
  * Reads one target's shared fields. `pinned` (install.json) requires digest and size; manifest.yaml
- * may give them to be checked. Returns undefined when any field was bad (all reported).
+ * may give them to be checked. `value` is undefined when any field was bad (all reported); `facts`
+ * keeps the good fields, so the rules across targets still run and report in the same pass.
  */
-export function readTarget(r: FieldReader, o: Obj, path: string, opts: { strict: boolean; pinned: boolean }): CommonTarget | undefined {
+export function readTarget(r: FieldReader, o: Obj, path: string, opts: { strict: boolean; pinned: boolean }): ReadTarget {
   const before = r.problems.length;
   const service_name = r.str(o, 'service_name', path);
   const np = at(path, 'service_name');
@@ -41,8 +51,14 @@ export function readTarget(r: FieldReader, o: Obj, path: string, opts: { strict:
   if (size === 0) r.fail(at(path, 'size'), 'must be positive (bytes of the image manifest)');
   else if (size === undefined && opts.pinned && r.problems.length === beforeSize) r.fail(at(path, 'size'), 'is missing (bytes of the image manifest)');
   const storage = readTargetStorage(r, r.list(o, 'storage', path), at(path, 'storage'), opts.strict);
-  if (r.problems.length !== before || service_type === undefined || network === undefined) return undefined;
-  return { service_name, version, service_type, network, nsgroup, digest, size, storage };
+  const facts: TargetFacts = {
+    ...(service_name !== '' && nameProblem(service_name) === undefined ? { service_name } : {}),
+    ...(service_type !== undefined ? { service_type } : {}),
+    ...(network !== undefined ? { network } : {}),
+    storage,
+  };
+  if (r.problems.length !== before || service_type === undefined || network === undefined) return { value: undefined, facts };
+  return { value: { service_name, version, service_type, network, nsgroup, digest, size, storage }, facts };
 }
 
 /**
@@ -52,7 +68,7 @@ export function readTarget(r: FieldReader, o: Obj, path: string, opts: { strict:
  */
 export function checkTargetSet(
   r: FieldReader,
-  targets: readonly (CommonTarget | undefined)[],
+  targets: readonly (TargetFacts | undefined)[],
   storage: readonly StorageItem[] | null,
   updateType: UpdateType | '',
 ): void {
@@ -63,22 +79,25 @@ export function checkTargetSet(
   targets.forEach((t, i) => {
     if (!t) return;
     const p = at('targets', i);
-    const first = names.get(t.service_name);
-    if (first !== undefined) r.fail(at(p, 'service_name'), `target "${t.service_name}" is already defined by targets[${first}]`);
-    else names.set(t.service_name, i);
+    if (t.service_name !== undefined) {
+      const first = names.get(t.service_name);
+      if (first !== undefined) r.fail(at(p, 'service_name'), `target "${t.service_name}" is already defined by targets[${first}]`);
+      else names.set(t.service_name, i);
+    }
     if (t.service_type === 'hostfs') {
       if (hostfs !== undefined) r.fail(at(p, 'service_type'), `only one hostfs target is allowed (already targets[${hostfs}])`);
       else hostfs = i;
-      if (t.service_name !== HOSTFS_NAME) r.fail(at(p, 'service_name'), `a hostfs target must be named "${HOSTFS_NAME}", not "${t.service_name}"`);
+      if (t.service_name !== undefined && t.service_name !== HOSTFS_NAME) r.fail(at(p, 'service_name'), `a hostfs target must be named "${HOSTFS_NAME}", not "${t.service_name}"`);
     } else if (t.service_name === HOSTFS_NAME) {
       r.fail(at(p, 'service_type'), `the target named "${HOSTFS_NAME}" must have service_type hostfs, not ${t.service_type}`);
     }
-    (t.network.ports ?? []).forEach((pm, j) => {
+    (t.network?.ports ?? []).forEach((pm, j) => {
       const owner = ports.get(pm.host);
-      if (owner !== undefined && owner !== t.service_name) {
+      const self = t.service_name ?? p;
+      if (owner !== undefined && owner !== self) {
         r.fail(at(at(at(at(p, 'network'), 'ports'), j), 'host'), `port ${pm.host} is already forwarded to target "${owner}"`);
       }
-      ports.set(pm.host, t.service_name);
+      ports.set(pm.host, self);
     });
     if (updateType === 'complete') {
       (t.storage ?? []).forEach((s, j) => {

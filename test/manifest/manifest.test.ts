@@ -316,3 +316,22 @@ t.test('checkManifestFile picks the format by content', async (t) => {
   t.equal(checkManifestFile(enc('{"uidmaps":[],"targets":[]}'), 'a').kind, 'manifest.json');
   t.same(checkManifestFile(serializeInstallFile(INSTALL), 'a').problems, []);
 });
+
+t.test('validation reports every fault in one run, cross-target rules included', async (t) => {
+  // A bad port in one target used to hide the duplicate name and the undeclared label of others.
+  const yaml = GOOD.replace('host: 8080', 'host: 70000')
+    .replace('service_name: web', 'service_name: hostfs')
+    .replace('        label: data\n', '        label: data\n      - dest: /x\n        label: nope\n');
+  const { value, problems } = checkImportFile(yaml, 'm.yaml');
+  t.equal(value, undefined);
+  const subjects = problems.map((p) => p.subject);
+  t.ok(subjects.some((s) => /ports\[0\]\.host$/.test(s ?? '')), 'the bad port');
+  t.ok(problems.some((p) => /already defined by targets\[0\]/.test(p.message)), 'the duplicate name');
+  t.ok(problems.some((p) => /storage label "nope" is not declared/.test(p.message)), 'the undeclared label');
+  // The same in install.json: a bad digest in one target, a duplicate name in another.
+  const inst = (digest: string) => ({ service_name: 'app', source: 'x', version: '1', service_type: 'fs-only', network: { type: 'none' }, nsgroup: '', digest, size: 10 });
+  const raw = enc(JSON.stringify({ version: 1, product: 'p', update_type: 'complete', targets: [inst('sha256:nothex'), inst(D1)] }));
+  const ip = checkInstallFile(raw, 'install.json').problems;
+  t.ok(ip.some((p) => /targets\[0\]\.digest$/.test(p.subject ?? '')), 'the bad digest');
+  t.ok(ip.some((p) => /already defined by targets\[0\]/.test(p.message)), 'the duplicate name, although targets[0] had a bad field');
+});
