@@ -1,21 +1,12 @@
 import { HOSTFS_NAME } from './constants.js';
 import { digestOk, nameProblem, nsgroupOk, readNetwork, readServiceType, readTargetStorage } from './fields.js';
 import { at, own, type FieldReader } from './reader.js';
-import type { Network, ServiceType, StorageItem, TargetStorage, UpdateType } from './types.js';
+import type { InstallTarget, StorageItem, UpdateType } from './types.js';
 
 type Obj = Readonly<Record<string, unknown>>;
 
-/** The fields manifest.yaml targets and install.json targets share. */
-export interface CommonTarget {
-  readonly service_name: string;
-  readonly version: string;
-  readonly service_type: ServiceType;
-  readonly network: Network;
-  readonly nsgroup: string;
-  readonly digest: string;
-  readonly size: number | undefined;
-  readonly storage: readonly TargetStorage[] | null;
-}
+/** The fields manifest.yaml targets and install.json targets share (manifest.yaml may omit the size). */
+export type CommonTarget = Omit<InstallTarget, 'size'> & { readonly size: number | undefined };
 
 /** What could be read of a target even when some of its fields are bad: enough for the cross-target rules. */
 export type TargetFacts = Partial<Pick<CommonTarget, 'service_name' | 'service_type' | 'network' | 'storage'>>;
