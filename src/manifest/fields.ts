@@ -80,9 +80,11 @@ export function readNetwork(r: FieldReader, v: unknown, path: string, strict: bo
 }
 
 function port(r: FieldReader, o: Obj, key: string, path: string): number | undefined {
+  const before = r.problems.length;
   const n = r.int(o, key, path);
   if (n === undefined) {
-    if (!Object.prototype.hasOwnProperty.call(o, key)) r.fail(at(path, key), 'is missing');
+    // Absent, empty or null: all mean "no port" (a bad value was reported by int already).
+    if (r.problems.length === before) r.fail(at(path, key), 'is missing');
     return undefined;
   }
   if (n < 1 || n > 65535) {

@@ -48,7 +48,11 @@ export function readTarget(r: FieldReader, o: Obj, path: string, opts: { strict:
     ...(network !== undefined ? { network } : {}),
     storage,
   };
-  if (r.problems.length !== before || service_type === undefined || network === undefined) return { value: undefined, facts };
+  if (r.problems.length !== before || service_type === undefined || network === undefined) {
+    // A target is never dropped without a word: if a reader refused a field silently, say so here.
+    if (r.problems.length === before) r.fail(path, 'could not be read (a field is empty or null where a value is needed)');
+    return { value: undefined, facts };
+  }
   return { value: { service_name, version, service_type, network, nsgroup, digest, size, storage }, facts };
 }
 

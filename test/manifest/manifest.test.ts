@@ -335,3 +335,14 @@ t.test('validation reports every fault in one run, cross-target rules included',
   t.ok(ip.some((p) => /targets\[0\]\.digest$/.test(p.subject ?? '')), 'the bad digest');
   t.ok(ip.some((p) => /already defined by targets\[0\]/.test(p.message)), 'the duplicate name, although targets[0] had a bad field');
 });
+
+t.test('a null where a value is needed is an error naming the field, never a dropped target', async (t) => {
+  const yaml = GOOD.replace('host: 8080', 'host: null');
+  const { value, problems } = checkImportFile(yaml, 'm.yaml');
+  t.equal(value, undefined, 'no manifest comes out');
+  t.match(problems.map((p) => `${p.subject}: ${p.message}`), [/targets\[1\]\.network\.ports\[0\]\.host: is missing/]);
+  const inst = enc(JSON.stringify({ version: 1, product: 'p', update_type: 'complete', targets: [{ service_name: 'app', source: 'x', version: '1', service_type: 'container', network: { type: 'simple', ports: [{ host: null, container: 80 }] }, nsgroup: '', digest: D1, size: 10 }] }));
+  const ip = checkInstallFile(inst, 'install.json');
+  t.equal(ip.value, undefined);
+  t.match(ip.problems.map((p) => p.subject), [/targets\[0\]\.network\.ports\[0\]\.host$/]);
+});
