@@ -1,5 +1,5 @@
 import { resolve as resolvePath } from 'node:path';
-import { MosError, isMosError, parseReference, silentLogger, type Digest, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isMosError, isRepositoryName, parseReference, silentLogger, type Digest, type Logger, type OnProgress } from '../base/index.js';
 import { readFileLimited } from '../host/index.js';
 import {
   MAX_MANIFEST_BYTES, installFileFromImport, parseImportFile, parseSource, serializeInstallFile,
@@ -157,6 +157,11 @@ export function parseDestination(repo: string, name: string): Destination {
     throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `--name ${name}`, message: 'want NAME:TAG', hint: 'e.g. --name machine/install:1.0.0' });
   }
   if (repo.startsWith('oci:')) {
+    // A layout holds one install artifact per tag, so only the tag is used; the name must still be a
+    // repository name, so that the same flags mean the same thing for a registry (and `../x` is refused).
+    if (!isRepositoryName(name.slice(0, colon))) {
+      throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `--name ${name}`, message: `"${name.slice(0, colon)}" is not a repository name (lowercase a-z0-9, separators . _ __ - /)`, hint: 'e.g. --name machine/install:1.0.0' });
+    }
     const dir = repo.slice('oci:'.length);
     if (dir === '') throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: `--repo ${repo}`, message: 'names no layout directory', hint: 'write --repo oci:DIR' });
     const ref = rethrowAs(() => parseReference(`oci:${dir}:${name.slice(colon + 1)}`), `--name ${name}`);

@@ -22,6 +22,8 @@ t.test('parseDestination: --repo and --name', async (t) => {
     ['127.0.0.1:5000', 'machine/install:bad tag', '--repo 127.0.0.1:5000 --name machine/install:bad tag'],
     ['oci:', 'a:1', '--repo oci:'],
     ['host/path', 'a:1', '--repo host/path'],
+    ['oci:/srv/cd/oci', '../../x:1.0', '--name ../../x:1.0'],
+    ['oci:/srv/cd/oci', 'Machine/install:1.0', '--name Machine/install:1.0'],
   ];
   for (const [repo, name, subject] of bad) t.throws(() => parseDestination(repo, name), { code: 'OCI_REFERENCE_INVALID', subject }, `${repo} ${name}`);
 });
