@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { MosError, describeSystemError, parseDigest, silentLogger, splitDigest, type Digest, type Logger } from '../base/index.js';
+import { MosError, describeSystemError, isMosError, parseDigest, silentLogger, splitDigest, type Digest, type Logger } from '../base/index.js';
 import { childrenOf, isIndexType, isManifestType, sniffManifestType } from './graph.js';
 import { listBlobFiles, listStrays, type BlobFile } from './layout/blobs.js';
 import { retainEntries, tagOf } from './layout/index-file.js';
@@ -45,7 +45,13 @@ export interface FsckResult {
  */
 export async function fsck(store: LayoutStore, opts: FsckOptions = {}): Promise<FsckResult> {
   const log = opts.log ?? silentLogger;
-  const index = await store.readIndex();
+  // A damaged index.json is a finding like any other: report it and check the blobs all the same.
+  const indexProblems: string[] = [];
+  const index = await store.readIndex().catch((e: unknown) => {
+    if (!isMosError(e, 'OCI_LAYOUT_INVALID', 'OCI_MANIFEST_INVALID', 'OCI_REFERENCE_INVALID', 'OCI_SIZE_EXCEEDS_LIMIT')) throw e;
+    indexProblems.push(`${e.subject ?? 'index.json'}: ${e.message}`);
+    return { manifests: [] as Descriptor[] };
+  });
   const files = await listBlobFiles(store.dir);
   const present = new Map<Digest, BlobFile>();
   for (const f of files) if (f.digest !== undefined) present.set(f.digest, f);
@@ -53,7 +59,7 @@ export async function fsck(store: LayoutStore, opts: FsckOptions = {}): Promise<
   await forEachLimited([...present.values()], opts.concurrency ?? 2, async (f) => {
     if (!(await hashesToName(f))) corrupt.add(f.digest!);
   });
-  const problems: string[] = [...corrupt].map((d) => `${d}: content does not hash to its name`);
+  const problems: string[] = [...indexProblems, ...[...corrupt].map((d) => `${d}: content does not hash to its name`)];
   const mark = await markReachable(index.manifests, async (d) => {
     const file = present.get(d.digest);
     if (!file) return { kind: 'absent' };

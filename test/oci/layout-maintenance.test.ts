@@ -113,3 +113,13 @@ t.test('gc: keeps roots and their graphs, untags the rest, dry run changes nothi
   t.equal(after.blobs, 4 + 1 + 3, 'keep: manifest, config, 2 layers; index; amd: manifest, config, layer');
   t.same((await gc(store, { roots: [keep.manifest.desc.digest, idx.desc.digest] })).removed, [], 'idempotent');
 });
+
+t.test('fsck reports a malformed index.json as a finding, never stops on it (hostile input #9)', async (t) => {
+  const dir = join(t.testdir({}), 'store');
+  const store = await openLayout(dir, { create: true });
+  const bad = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:../../etc/passwd', size: 1 }] };
+  await writeFile(join(dir, 'index.json'), JSON.stringify(bad));
+  const r = await fsck(store);
+  t.equal(r.ok, false);
+  t.match(r.problems, [/index\.json|sha256:\.\.\/\.\.\/etc\/passwd/]);
+});
