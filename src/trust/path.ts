@@ -57,7 +57,14 @@ export function validatePath(opts: ValidatePathOptions): ParsedCert[] {
     }
     const next = opts.intermediates.find((c) => !path.includes(c) && byName(c) && signs(c));
     if (!next) {
-      const named = [...anchors.certs, ...opts.intermediates].find(byName);
+      if (byName(cur) && signs(cur)) {
+        throw reject(
+          'TRUST_CERT_UNTRUSTED',
+          `the chain ends at the untrusted root "${cur.name}": a self-signed certificate that is not in ${anchors.subject}`,
+          'sign with a certificate issued by a CA in the CA file (or add that root to the CA file, if it is yours)',
+        );
+      }
+      const named = [...anchors.certs, ...opts.intermediates].find((c) => c !== cur && byName(c));
       if (named) {
         throw reject('TRUST_CERT_UNTRUSTED', `certificate "${cur.name}" is not signed by "${named.name}" (its signature does not verify with that key)`);
       }
