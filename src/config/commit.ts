@@ -47,6 +47,6 @@ export async function commitGeneration(opts: CommitGenerationOptions): Promise<{
     throw repoError(e, repoDir, 'cannot commit the new generation');
   }
   await writeGenerationRecord(repoDir, tmpDir, { oid, number });
-  await syncWorktree(repoDir, tmpDir);
+  await syncWorktree(repoDir, tmpDir, opts.files.keys());
   return { oid, number };
 }

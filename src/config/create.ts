@@ -48,7 +48,7 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
     const oid = await writeGenerationObjects({ repoDir: staging, tmpDir, files: opts.files, message: opts.message, now: opts.now ?? new Date() });
     await setMaster(staging, tmpDir, oid);
     await writeGenerationRecord(staging, tmpDir, { oid, number: 1 });
-    await syncWorktree(staging, tmpDir);
+    await syncWorktree(staging, tmpDir, opts.files.keys());
     await fsyncDir(staging);
     await fsp.rename(staging, repoDir);
     await fsyncDir(configDir);
