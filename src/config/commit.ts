@@ -2,7 +2,9 @@ import { MosError } from '../base/index.js';
 import { repoError } from './errors.js';
 import { checkFileNames, resetScratch, setMaster, syncWorktree, writeGenerationObjects } from './objects.js';
 import { configPaths } from './paths.js';
-import { currentTip, installedRepo, listGenerations } from './read.js';
+import { currentTip, generationNumber } from './chain.js';
+import { writeGenerationRecord } from './generation-record.js';
+import { installedRepo } from './read.js';
 
 /** Options of commitGeneration. */
 export interface CommitGenerationOptions {
@@ -34,6 +36,8 @@ export async function commitGeneration(opts: CommitGenerationOptions): Promise<{
       hint: 'another writer committed meanwhile; run the command again',
     });
   }
+  // The tip's number from the record (no walk unless another writer committed since ours).
+  const number = (await generationNumber(repoDir, tip, {})) + 1;
   const tmpDir = await resetScratch(configPaths(opts.root).configDir);
   let oid: string;
   try {
@@ -42,7 +46,7 @@ export async function commitGeneration(opts: CommitGenerationOptions): Promise<{
   } catch (e) {
     throw repoError(e, repoDir, 'cannot commit the new generation');
   }
-  await syncWorktree(repoDir, tmpDir);
-  const number = (await listGenerations(repoDir)).length;
+  await writeGenerationRecord(repoDir, tmpDir, { oid, number });
+  await syncWorktree(repoDir, tmpDir, opts.files.keys());
   return { oid, number };
 }

@@ -6,6 +6,7 @@ import { MosError, describeSystemError } from '../base/index.js';
 import { ensureDir, fsyncDir } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { repoError } from './errors.js';
+import { writeGenerationRecord } from './generation-record.js';
 import { checkFileNames, resetScratch, setMaster, syncWorktree, writeGenerationObjects } from './objects.js';
 import { BRANCH, GIT_CONFIG, configPaths } from './paths.js';
 
@@ -46,7 +47,8 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
     await fs.promises.writeFile(join(staging, '.git', 'config'), GIT_CONFIG); // like the git CLI: filemode true, no ignorecase
     const oid = await writeGenerationObjects({ repoDir: staging, tmpDir, files: opts.files, message: opts.message, now: opts.now ?? new Date() });
     await setMaster(staging, tmpDir, oid);
-    await syncWorktree(staging, tmpDir);
+    await writeGenerationRecord(staging, tmpDir, { oid, number: 1 });
+    await syncWorktree(staging, tmpDir, opts.files.keys());
     await fsyncDir(staging);
     await fsp.rename(staging, repoDir);
     await fsyncDir(configDir);

@@ -1,6 +1,7 @@
+import * as nodeFs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { checkout, writeBlob, writeCommit, writeTree, type TreeEntry } from 'isomorphic-git';
+import { checkout, listFiles, writeBlob, writeCommit, writeTree, type TreeEntry } from 'isomorphic-git';
 import { MosError } from '../base/index.js';
 import { fsyncDir } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
@@ -78,13 +79,18 @@ export async function setMaster(repoDir: string, tmpDir: string, oid: string): P
 
 /**
  * Brings worktree and index in line with master (what mos leaves there). Best effort: readers use
- * commits only, so a crash or failure here never changes which generation is current.
+ * commits only, so a crash or failure here never changes which generation is current. Touches only the
+ * new generation's `names` and the files the index tracked, so the cost does not grow with history.
  */
-export async function syncWorktree(repoDir: string, tmpDir: string): Promise<void> {
+export async function syncWorktree(repoDir: string, tmpDir: string, names: Iterable<string>): Promise<void> {
   try {
+    // Without filepaths isomorphic-git's workdir walk descends into .git and lstats every loose object.
+    const cache = {};
+    const tracked = await listFiles({ fs: nodeFs, dir: repoDir, cache }).catch(() => []);
+    const filepaths = [...new Set([...names, ...tracked])];
     // Atomic renames so a killed writer never leaves a torn index, but no fsyncs: the worktree is a
     // convenience copy, never the source of truth.
-    await checkout({ fs: durableFs(tmpDir, { sync: false }), dir: repoDir, ref: 'master', force: true });
+    await checkout({ fs: durableFs(tmpDir, { sync: false }), dir: repoDir, ref: 'master', force: true, filepaths, cache });
   } catch {
     // The generation is committed; a stale worktree is cosmetic and the next write rewrites it.
   }

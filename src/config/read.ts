@@ -1,9 +1,10 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import { readBlob, readCommit, readTree, resolveRef, Errors } from 'isomorphic-git';
+import { readBlob, readTree } from 'isomorphic-git';
 import { MosError } from '../base/index.js';
 import { repoError } from './errors.js';
-import { BRANCH, BRANCH_REF, MAX_CONFIG_FILE_BYTES, configPaths } from './paths.js';
+import { firstParentAt, headEntry, readCommitInfo, requireTip, type ChainEntry, type CommitInfo } from './chain.js';
+import { BRANCH, MAX_CONFIG_FILE_BYTES, configPaths } from './paths.js';
 
 /** One generation of the system: a commit on master's first-parent chain, oldest = 1. */
 export interface GenerationInfo {
@@ -46,46 +47,23 @@ export function installedRepo(root: string): string {
   return repoDir;
 }
 
-// Commits are immutable and named by their hash, so what we read of one stays true: walking the chain
-// again (every read and commit needs the generation number) costs no object reads for known commits.
-const COMMITS = new Map<string, Omit<GenerationInfo, 'number'>>();
-const MAX_CACHED_COMMITS = 100_000;
-
-/** The current tip of master, or undefined if master does not exist. */
-export async function currentTip(repoDir: string): Promise<string | undefined> {
-  try {
-    return await resolveRef({ fs: nodeFs, dir: repoDir, ref: BRANCH_REF });
-  } catch (e) {
-    if (e instanceof Errors.NotFoundError) return undefined;
-    throw repoError(e, repoDir, `cannot read branch ${BRANCH}`);
+/** All generations on master's first-parent chain, oldest first. Reads commits only; O(history). */
+export async function listGenerations(repoDir: string, cache: object = {}): Promise<GenerationInfo[]> {
+  const out: CommitInfo[] = [];
+  for (let oid: string | undefined = await requireTip(repoDir); oid !== undefined; ) {
+    const info = await readCommitInfo(repoDir, oid, cache);
+    out.push(info);
+    oid = info.parent;
   }
+  return out.reverse().map((g, i) => publicInfo({ number: i + 1, ...g }));
 }
 
-/** All generations on master's first-parent chain, oldest first. Reads commits only. */
-export async function listGenerations(repoDir: string, cache: object = {}): Promise<GenerationInfo[]> {
-  const tip = await currentTip(repoDir);
-  if (tip === undefined) {
-    throw new MosError({ code: 'CONFIG_CORRUPT', subject: repoDir, message: `the config repository has no branch ${BRANCH}`, hint: 'the config repository is damaged; inspect it with git fsck' });
-  }
-  const out: Omit<GenerationInfo, 'number'>[] = [];
-  let oid: string | undefined = tip;
-  try {
-    while (oid !== undefined) {
-      let info = COMMITS.get(oid);
-      if (info === undefined) {
-        const { commit } = await readCommit({ fs: nodeFs, dir: repoDir, oid, cache });
-        const parent = commit.parent[0];
-        info = { oid, time: new Date(commit.committer.timestamp * 1000), message: commit.message.replace(/\n+$/, ''), ...(parent !== undefined ? { parent } : {}) };
-        if (COMMITS.size >= MAX_CACHED_COMMITS) COMMITS.clear();
-        COMMITS.set(oid, info);
-      }
-      out.push(info);
-      oid = info.parent;
-    }
-  } catch (e) {
-    throw repoError(e, repoDir, `cannot read the history of ${BRANCH}`);
-  }
-  return out.reverse().map((g, i) => ({ number: i + 1, ...g }));
+/**
+ * The current generation (master's tip) without its files: one commit read plus the writers' record,
+ * whatever the length of history. CONFIG_NOT_INSTALLED, CONFIG_CORRUPT as readGeneration.
+ */
+export async function currentGeneration(opts: { readonly root: string }): Promise<GenerationInfo> {
+  return publicInfo(await headEntry(installedRepo(opts.root), {}));
 }
 
 /**
@@ -96,11 +74,10 @@ export async function listGenerations(repoDir: string, cache: object = {}): Prom
 export async function readGeneration(opts: ReadGenerationOptions): Promise<Generation> {
   const repoDir = installedRepo(opts.root);
   const cache = {};
-  const gens = await listGenerations(repoDir, cache);
-  const info = pick(gens, opts.ref ?? 'HEAD', repoDir);
+  const info = await findGeneration(repoDir, opts.ref ?? 'HEAD', cache);
   const files = new Map<string, Uint8Array>();
   try {
-    const { tree } = await readTree({ fs: nodeFs, dir: repoDir, oid: info.oid, cache });
+    const { tree } = await readTree({ fs: nodeFs, dir: repoDir, oid: info.tree, cache });
     for (const entry of tree) {
       if (entry.type !== 'blob') continue; // mos's layout is flat; anything else is not ours
       const { blob } = await readBlob({ fs: nodeFs, dir: repoDir, oid: entry.oid, cache });
@@ -115,17 +92,29 @@ export async function readGeneration(opts: ReadGenerationOptions): Promise<Gener
   return { oid: info.oid, number: info.number, time: info.time, message: info.message, files };
 }
 
-function pick(gens: readonly GenerationInfo[], ref: string | number, repoDir: string): GenerationInfo {
+/**
+ * Resolves a ref from HEAD down the first-parent chain: HEAD costs no walk, generation N walks
+ * (current - N) commits, a full oid walks until it is met, only an abbreviated oid walks the whole
+ * chain (to refuse an ambiguous one).
+ */
+async function findGeneration(repoDir: string, ref: string | number, cache: object): Promise<ChainEntry> {
+  const head = await headEntry(repoDir, cache);
   const unknown = (what: string) =>
-    new MosError({ code: 'CONFIG_GENERATION_UNKNOWN', subject: repoDir, message: `${what} (generations 1-${gens.length})`, hint: 'list them with mosctl history' });
-  if (ref === 'HEAD') return gens[gens.length - 1]!;
+    new MosError({ code: 'CONFIG_GENERATION_UNKNOWN', subject: repoDir, message: `${what} (generations 1-${head.number})`, hint: 'list them with mosctl history' });
+  if (ref === 'HEAD') return head;
   if (typeof ref === 'number') {
-    const g = Number.isInteger(ref) ? gens[ref - 1] : undefined;
-    if (!g) throw unknown(`there is no generation ${ref}`);
-    return g;
+    if (!Number.isInteger(ref) || ref < 1 || ref > head.number) throw unknown(`there is no generation ${ref}`);
+    return firstParentAt(repoDir, head, head.number - ref, cache);
   }
   if (!/^[0-9a-f]{4,40}$/.test(ref)) throw unknown(`${JSON.stringify(ref.slice(0, 64))} is neither HEAD, a generation number nor a commit id`);
-  const hits = gens.filter((g) => g.oid.startsWith(ref));
+  const hits: ChainEntry[] = [];
+  for (let at: ChainEntry | undefined = head; at !== undefined; ) {
+    if (at.oid.startsWith(ref)) {
+      hits.push(at);
+      if (ref.length === 40) break;
+    }
+    at = at.parent === undefined ? undefined : await firstParentAt(repoDir, at, 1, cache);
+  }
   if (hits.length > 1) throw unknown(`commit prefix ${ref} is ambiguous`);
   if (hits.length === 0) throw unknown(`commit ${ref} is not a generation of ${BRANCH}`);
   return hits[0]!;
@@ -134,4 +123,8 @@ function pick(gens: readonly GenerationInfo[], ref: string | number, repoDir: st
 /** The generations of the installed system, oldest first (first-parent chain of master). */
 export async function listHistory(opts: { readonly root: string }): Promise<GenerationInfo[]> {
   return listGenerations(installedRepo(opts.root));
+}
+
+function publicInfo(e: ChainEntry): GenerationInfo {
+  return { number: e.number, oid: e.oid, time: e.time, message: e.message, ...(e.parent !== undefined ? { parent: e.parent } : {}) };
 }

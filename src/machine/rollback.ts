@@ -1,5 +1,5 @@
 import { MosError, type Logger } from '../base/index.js';
-import { commitGeneration, listHistory, lockConfig, readGeneration } from '../config/index.js';
+import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
 import { openStore, hasImage, targetDescriptor } from './store.js';
 import { loadSystem } from './load-system.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
@@ -26,10 +26,9 @@ export interface RollbackResult {
  * earlier generation is verified against today's CA and its images must still be in the store.
  */
 export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
-  await listHistory({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
+  await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
-  const history = await listHistory({ root: opts.root });
-  const head = history[history.length - 1]!;
+  const head = await currentGeneration({ root: opts.root }); // HEAD only: `to` is found walking down from it
   const to = opts.to ?? head.number - 1;
   if (!Number.isInteger(to) || to < 1 || to > head.number) {
     throw new MosError({

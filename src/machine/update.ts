@@ -1,5 +1,5 @@
 import { silentLogger, type Logger, type OnProgress } from '../base/index.js';
-import { commitGeneration, listHistory, lockConfig, readGeneration } from '../config/index.js';
+import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
 import { parseInstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
 import type { RegistryAccess } from '../oci/index.js';
@@ -42,7 +42,7 @@ export interface UpdateResult extends Omit<UpdatePlan, 'entries' | 'storage'> {
 export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const log = opts.log ?? silentLogger;
   const now = opts.now ?? new Date();
-  await listHistory({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
+  await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
   const anchors = await loadAnchors(opts.root, opts.capath);
   const head = await readGeneration({ root: opts.root });

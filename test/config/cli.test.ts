@@ -1,5 +1,8 @@
 import { t, type Test } from 'tap';
-import { createConfigRepo, commitGeneration } from '../../src/config/index.js';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configPaths, createConfigRepo, commitGeneration, listHistory } from '../../src/config/index.js';
 import { serializeInstallFile, serializeSysManifest, type InstallFile } from '../../src/manifest/index.js';
 import { sha256Hex } from '../../src/base/index.js';
 import { status } from '../../src/machine/index.js';
@@ -108,4 +111,54 @@ t.test('not installed, unknown generation, corrupt generation: clear errors and 
   files.set(name, serializeInstallFile(installFile(D1, '6.6.6')));
   await commitGeneration({ root, files, message: 'tampered' });
   await t.rejects(status({ root }), { code: 'CONFIG_CORRUPT', subject: `generation 4: ${name}`, message: /does not hash to its name/ });
+});
+
+t.test('status numbers generations right after commits by a foreign writer (git CLI, like Go mos)', { skip }, async (t) => {
+  const root = await installed(t);
+  const { repoDir } = configPaths(root);
+  const record = join(repoDir, '.git', 'mosctl-generation');
+  const git = (...args: string[]) => execFileSync('git', ['-C', repoDir, '-c', 'user.name=machine', '-c', 'user.email=root@machine.local', ...args], { encoding: 'utf8' });
+  // Go mos writes the generation's files into the worktree and commits them with the git CLI.
+  const foreignCommit = (f: InstallFile, message: string) => {
+    for (const name of readdirSync(repoDir)) if (name !== '.git') rmSync(join(repoDir, name));
+    for (const [name, bytes] of generationFiles(f)) writeFileSync(join(repoDir, name), bytes);
+    git('add', '-A');
+    git('commit', '-q', '--allow-empty', '-m', message);
+  };
+  const number = async () => {
+    const s = await runCli('mosctl', ['--json', 'status', '--root', root]);
+    t.equal(s.code, 0, s.stderr);
+    const { number, oid } = (s.json as { generation: { number: number; oid: string } }).generation;
+    return { number, oid };
+  };
+  const tip = () => git('rev-parse', 'master').trim();
+
+  const before = readFileSync(record, 'utf8');
+  t.match(before, /^[0-9a-f]{40} 2\n$/, 'our writers record the tip they made');
+  foreignCommit(installFile(D1, '2.0.0'), 'System upgrade (Go mos)');
+  foreignCommit(installFile(D2, '2.1.0'), 'System upgrade (Go mos) again');
+  t.same(await number(), { number: 4, oid: tip() }, 'walks back to the recorded commit');
+  t.equal((await status({ root })).generation.number, 4);
+  t.equal((await listHistory({ root })).length, 4);
+  t.equal(readFileSync(record, 'utf8'), before, 'readers never write the record');
+
+  await commitGeneration({ root, files: generationFiles(installFile(D1, '3.0.0')), message: 'ours on top' });
+  t.equal(readFileSync(record, 'utf8'), `${tip()} 5\n`);
+  t.same(await number(), { number: 5, oid: tip() });
+
+  // History rewritten under us: the recorded commit is no longer on master, so the number is counted.
+  git('reset', '-q', '--hard', 'HEAD~3');
+  foreignCommit(installFile(D2, '4.0.0'), 'after a reset');
+  t.same(await number(), { number: 3, oid: tip() }, 'a record off the chain is not trusted');
+  const g2 = git('rev-parse', 'master~1').trim();
+  for (const text of ['garbage\n', '', `${tip()} x\n`, `${g2} 0\n`]) {
+    writeFileSync(record, text);
+    t.equal((await number()).number, 3, `malformed record ${JSON.stringify(text)} ignored`);
+  }
+  rmSync(record);
+  t.equal((await number()).number, 3, 'no record: counted');
+  const old = await runCli('mosctl', ['--json', 'status', '--root', root, '--generation', '1']);
+  t.match(old.json, { generation: { number: 1, message: 'Initial commit' } });
+  t.equal((await commitGeneration({ root, files: generationFiles(installFile(D1, '5.0.0')), message: 'next' })).number, 4);
+  t.ok(statSync(record).isFile(), 'the next commit records again');
 });

@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs } from '../support/env.js';
@@ -188,6 +188,20 @@ t.test('system lifecycle', { skip }, async (t) => {
     const fsck = await runCli('mosctl', ['--root', root, 'fsck']);
     t.equal(fsck.code, 0, fsck.stderr);
     t.match(fsck.stdout, /config: 4 generations with verified signatures/);
+  });
+
+  await t.test('generation numbers stay right after a foreign commit (git CLI, as Go mos) and a rollback', async (t) => {
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=machine', '-c', 'user.email=root@machine.local', ...args], { encoding: 'utf8' });
+    git('commit', '-q', '--allow-empty', '-m', 'System upgrade (Go mos)');
+    const s = await runCli('mosctl', ['--json', '--root', root, 'status']);
+    t.equal(s.code, 0, s.stderr);
+    t.match(s.json, { generation: { number: 5, oid: git('rev-parse', 'master').trim(), message: 'System upgrade (Go mos)' } });
+    const r = await runCli('mosctl', ['--json', '--root', root, 'rollback']);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.json, { from: 5, to: 4, generation: 6 });
+    t.equal((await status({ root })).generation.number, 6);
+    t.equal((await listHistory({ root })).length, 6);
+    t.equal(git('rev-list', '--first-parent', '--count', 'master').trim(), '6', 'the git CLI counts the same');
   });
 
   await t.test('bad inputs at the entries: one clear error, nothing changed', async (t) => {
