@@ -215,8 +215,8 @@ export class LayoutStore implements ContentStore {
     }
   }
 
-  // Writers in this process queue here first (so they don't each spawn a flock helper only to wait),
-  // then take the cross-process flock.
+  // Writers in this process queue here first (so they don't each poll the flock while a sibling holds
+  // it), then take the cross-process flock.
   private locked<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(async () => {
       const lock = await acquireLock(join(this.dir, LOCK_FILE), { wait: true });
