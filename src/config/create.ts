@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { init } from 'isomorphic-git';
-import { MosError, describeSystemError } from '../base/index.js';
+import { MosError, describeSystemError, silentLogger, type Logger } from '../base/index.js';
 import { ensureDir, fsyncDir } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { repoError } from './errors.js';
@@ -19,6 +19,8 @@ export interface CreateConfigRepoOptions {
   readonly message: string;
   /** Commit time (default: now). */
   readonly now?: Date;
+  /** Gets a warning when the worktree checkout fails (default: silent). */
+  readonly log?: Logger;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
     await fs.promises.writeFile(join(staging, '.git', 'config'), GIT_CONFIG); // like the git CLI: filemode true, no ignorecase
     const oid = await writeGenerationObjects({ repoDir: staging, tmpDir, files: opts.files, message: opts.message, now: opts.now ?? new Date() });
     await setMaster(staging, tmpDir, oid);
-    await syncWorktree(staging, tmpDir);
+    await syncWorktree(staging, tmpDir, opts.log ?? silentLogger);
     await fsyncDir(staging);
     await fsp.rename(staging, repoDir);
     await fsyncDir(configDir);

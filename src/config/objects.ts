@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { checkout, writeBlob, writeCommit, writeTree, type TreeEntry } from 'isomorphic-git';
-import { MosError } from '../base/index.js';
+import { MosError, type Logger } from '../base/index.js';
 import { fsyncDir } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { AUTHOR, BRANCH_REF, scratchDir } from './paths.js';
@@ -78,14 +78,20 @@ export async function setMaster(repoDir: string, tmpDir: string, oid: string): P
 
 /**
  * Brings worktree and index in line with master (what mos leaves there). Best effort: readers use
- * commits only, so a crash or failure here never changes which generation is current.
+ * commits only, so a crash or failure here never changes which generation is current. A failure is
+ * logged as a warning naming the repository, and the next commit rewrites the worktree.
  */
-export async function syncWorktree(repoDir: string, tmpDir: string): Promise<void> {
+export async function syncWorktree(repoDir: string, tmpDir: string, log: Logger): Promise<void> {
   try {
     // Atomic renames so a killed writer never leaves a torn index, but no fsyncs: the worktree is a
     // convenience copy, never the source of truth.
     await checkout({ fs: durableFs(tmpDir, { sync: false }), dir: repoDir, ref: 'master', force: true });
-  } catch {
-    // The generation is committed; a stale worktree is cosmetic and the next write rewrites it.
+  } catch (e) {
+    // Not thrown: the generation is already committed and current, and failing the command now would
+    // report a change that happened as if it had not. Only `git status` in the repository looks stale.
+    log.warn('the config worktree was not refreshed (the new generation is committed)', {
+      repo: repoDir,
+      error: e instanceof Error ? e.message : String(e),
+    });
   }
 }
