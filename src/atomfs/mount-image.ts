@@ -139,7 +139,8 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
       }
     }
   } catch (e) {
-    await joinLayers().catch(() => {});
+    // Settle the layer mounts still running so the rollback sees them; `e` is the failure to report.
+    await joinLayers().catch((r: unknown) => log.debug('another layer mount failed too', { error: String(r) }));
     await rollback(plan, mountedNow, log).catch((r: unknown) => log.warn('rollback after a failed mount was incomplete', { error: String(r) }));
     throw e;
   }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { init } from 'isomorphic-git';
 import { MosError, describeSystemError, silentLogger, type Logger } from '../base/index.js';
-import { ensureDir, fsyncDir } from '../host/index.js';
+import { ensureDir, fsyncDir, lstatOrAbsent } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { repoError } from './errors.js';
 import { checkFileNames, resetScratch, setMaster, syncWorktree, writeGenerationObjects } from './objects.js';
@@ -66,11 +66,7 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
   }
 }
 
+// lstat: a dangling symlink at the repository path is present too (rename would not replace it cleanly).
 async function present(path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return (await lstatOrAbsent(path)) !== undefined;
 }

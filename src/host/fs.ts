@@ -1,4 +1,5 @@
-import { open, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { MosError, describeSystemError } from '../base/index.js';
@@ -70,16 +71,29 @@ export async function ensureDir(path: string, mode?: number): Promise<void> {
 }
 
 /**
- * True when `path` exists (any type; symlinks followed, so a dangling one is absent). Only "nothing
- * there" (ENOENT, ENOTDIR) is false: a path that cannot be checked throws HOST_PERMISSION or HOST_IO.
+ * stat(2) of `path`, or undefined when nothing is there (ENOENT, ENOTDIR). A path that cannot be
+ * checked throws HOST_PERMISSION or HOST_IO: unreadable is not absent.
  */
+export async function statOrAbsent(path: string): Promise<Stats | undefined> {
+  return absentAsUndefined(stat(path), path);
+}
+
+/** {@link statOrAbsent} without following a final symlink (lstat(2)). */
+export async function lstatOrAbsent(path: string): Promise<Stats | undefined> {
+  return absentAsUndefined(lstat(path), path);
+}
+
+/** True when `path` exists (any type; symlinks followed, so a dangling one is absent); throws as {@link statOrAbsent}. */
 export async function exists(path: string): Promise<boolean> {
+  return (await statOrAbsent(path)) !== undefined;
+}
+
+async function absentAsUndefined(call: Promise<Stats>, path: string): Promise<Stats | undefined> {
   try {
-    await stat(path);
-    return true;
+    return await call;
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code;
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
     throw fileError(e, path, 'cannot check');
   }
 }

@@ -1,8 +1,8 @@
 import { t } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MosError } from '../../src/base/index.js';
-import { exists, fileError, readFileLimited } from '../../src/host/index.js';
+import { exists, fileError, lstatOrAbsent, readFileLimited, statOrAbsent } from '../../src/host/index.js';
 
 const errno = (code: string) => Object.assign(new Error(`${code}: synthetic`), { code });
 
@@ -38,4 +38,9 @@ t.test('readFileLimited and exists on real paths', async (t) => {
   t.ok(await exists(join(dir, 'sub')));
   t.notOk(await exists(join(dir, 'absent')));
   t.notOk(await exists(join(dir, 'file', 'x')), 'ENOTDIR is absent');
+  symlinkSync(join(dir, 'absent'), join(dir, 'dangling'));
+  t.equal(await statOrAbsent(join(dir, 'dangling')), undefined, 'stat follows a dangling link to nothing');
+  t.ok((await lstatOrAbsent(join(dir, 'dangling')))?.isSymbolicLink(), 'lstat sees the link');
+  symlinkSync('loop', join(dir, 'loop'));
+  await t.rejects(statOrAbsent(join(dir, 'loop')), { code: 'HOST_IO', subject: join(dir, 'loop'), message: /ELOOP/ }, 'a symlink loop is not "absent"');
 });

@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, ensureDir, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, ensureDir, exists, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES, OCI_LAYOUT_HEADER } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
@@ -41,11 +41,11 @@ export async function openLayout(dir: string, opts: OpenLayoutOptions = {}): Pro
   const header = await readHeader(abs);
   if (header === 'absent') {
     if (!opts.create) {
-      const exists = await stat(abs).then(() => true, () => false);
+      const present = await exists(abs);
       throw new MosError({
-        code: exists ? 'OCI_LAYOUT_INVALID' : 'NOT_FOUND',
+        code: present ? 'OCI_LAYOUT_INVALID' : 'NOT_FOUND',
         subject: abs,
-        message: exists ? 'not an OCI image layout (no oci-layout file)' : 'no such OCI image layout',
+        message: present ? 'not an OCI image layout (no oci-layout file)' : 'no such OCI image layout',
         hint: 'check the path, e.g. oci:DIR:TAG names the directory holding oci-layout and index.json',
       });
     }
@@ -327,7 +327,7 @@ async function create(store: LayoutStore): Promise<void> {
   try {
     // index.json first, oci-layout last: the header marks a complete layout. Another creator may have
     // finished while we waited for the lock: then keep its index.json.
-    if ((await stat(join(dir, INDEX_FILE)).catch(() => undefined)) === undefined) {
+    if (!(await exists(join(dir, INDEX_FILE)))) {
       await writeFileAtomic(join(dir, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
     }
     if ((await readHeader(dir)) === 'absent') await writeFileAtomic(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
