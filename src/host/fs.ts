@@ -118,11 +118,11 @@ export async function readFileLimited(path: string, maxBytes: number): Promise<B
       throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file is ${size} bytes, more than the ${maxBytes} allowed` });
     }
     // Read to EOF, not to the size seen: a file that grows meanwhile is caught at the first excess byte.
-    let buf = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+    let buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
     let len = 0;
     for (;;) {
       if (len === buf.length) {
-        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, maxBytes + 1));
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
         buf.copy(bigger, 0, 0, len);
         buf = bigger;
       }

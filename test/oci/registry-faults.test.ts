@@ -75,10 +75,11 @@ t.test('an oversized token response is refused while it streams, not after', asy
       }
       // Chunked, no length: 64 MiB of JSON whitespace unless the client stops reading.
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.on('error', () => {});
+      res.on('error', () => {}); // the client hanging up mid-body is the point
+      const closed = once(res, 'close');
       while (sent < 64 * 1024 * 1024 && !res.destroyed) {
         sent += chunk.length;
-        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), closed]);
       }
       res.end();
       return true;
