@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../base/index.js';
 import { acquireLock, detachLoop, exists, listLoopDevices, mountOption, readMountInfo } from '../host/index.js';
-import { ATOMFS_DIR, LOCK_LINGER_MS, UPPER_DIR, WORK_DIR } from './constants.js';
+import { ATOMFS_DIR, UPPER_DIR, WORK_DIR } from './constants.js';
 import { atomfsPaths } from './paths.js';
 import { childrenOf, listDir, releaseUnusedAtoms, removeWritableDirs } from './release.js';
 import { readMarkerBlobs } from './verify.js';
@@ -31,7 +31,7 @@ export async function cleanupStale(opts: CleanupStaleOptions): Promise<CleanupSt
   const call = { log, ...(opts.signal ? { signal: opts.signal } : {}) };
   const paths = atomfsPaths(opts.scratchDir);
   if (!(await exists(paths.base))) return { releasedLayers: [], detachedLoops: [], removedDirs: [] };
-  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', lingerMs: LOCK_LINGER_MS });
+  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', ...(opts.signal ? { signal: opts.signal } : {}) });
 
   const mi = await readMountInfo();
   const atomDirs = [...mi.filter((e) => e.mountPoint.startsWith(paths.mounts + '/')).map((e) => e.mountPoint), ...(await childrenOf(paths.mounts))];

@@ -20,9 +20,3 @@ export const LOCK_FILE = '.lock';
 /** Below `<scratch>/<target>`: the writable overlay's upper and work dirs. */
 export const UPPER_DIR = 'upper';
 export const WORK_DIR = 'work';
-
-/**
- * The atomfs lock stays held this long after each operation, so mounting or unmounting many targets in
- * a row (boot, the mount bench) reuses one lock holder instead of spawning one per target.
- */
-export const LOCK_LINGER_MS = 200;

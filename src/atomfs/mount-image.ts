@@ -17,7 +17,6 @@ import {
 } from '../host/index.js';
 import type { MountPlan, PlannedLayer } from './plan.js';
 import { atomfsPaths, writablePaths } from './paths.js';
-import { LOCK_LINGER_MS } from './constants.js';
 import { hasMountAtOrBelow, releaseUnusedAtoms, removeWritableDirs } from './release.js';
 import { readBlobFacts, verifyLayer, type BlobFacts } from './verify.js';
 
@@ -65,7 +64,7 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
   const paths = atomfsPaths(plan.scratchDir);
   const step = (s: string, detail?: string) => opts.onProgress?.({ kind: 'step', step: s, ...(detail !== undefined ? { detail } : {}) });
   await ensureDir(paths.base);
-  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', lingerMs: LOCK_LINGER_MS });
+  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', ...(opts.signal ? { signal: opts.signal } : {}) });
 
   const overlay = plan.steps.find((s) => s.kind === 'overlay');
   if (overlay?.kind !== 'overlay') throw new MosError({ code: 'INTERNAL', message: 'mount plan has no overlay step' });
@@ -140,7 +139,8 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
       }
     }
   } catch (e) {
-    await joinLayers().catch(() => {});
+    // Settle the layer mounts still running so the rollback sees them; `e` is the failure to report.
+    await joinLayers().catch((r: unknown) => log.debug('another layer mount failed too', { error: String(r) }));
     await rollback(plan, mountedNow, log).catch((r: unknown) => log.warn('rollback after a failed mount was incomplete', { error: String(r) }));
     throw e;
   }

@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MosError, describeSystemError, type Logger } from '../base/index.js';
-import { closeVerityDevice, detachLoop, loopDevice, overlayLowerDirs, readMountInfo, unmount, mountAt, type MountInfoEntry } from '../host/index.js';
+import { closeVerityDevice, detachLoop, fileError, loopDevice, overlayLowerDirs, readMountInfo, unmount, mountAt, type MountInfoEntry } from '../host/index.js';
 import { WORKAROUND_DIR } from './constants.js';
 import type { AtomfsPaths } from './paths.js';
 
@@ -114,12 +114,14 @@ export async function removeWritableDirs(dirs: readonly string[], parent: string
   return removed;
 }
 
-/** The entries of a directory, or [] when it does not exist. */
+/** The entries of a directory, or [] when it does not exist; a directory that cannot be read throws. */
 export async function listDir(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
-  } catch {
-    return [];
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw fileError(e, dir, 'cannot list');
   }
 }
 

@@ -2,7 +2,6 @@ import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { acquireLock, exists, mountAt, mountOption, overlayLowerDirs, readMountInfo } from '../host/index.js';
-import { LOCK_LINGER_MS } from './constants.js';
 import { atomfsPaths } from './paths.js';
 import { releaseUnusedAtoms, removeWritableDirs } from './release.js';
 
@@ -39,7 +38,7 @@ export async function unmountImage(opts: UnmountImageOptions): Promise<UnmountIm
   const none: UnmountImageResult = { dest, unmounted: false, releasedLayers: [], removedDirs: [] };
   const paths = atomfsPaths(opts.scratchDir);
   if (!(await exists(paths.base))) return none;
-  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', lingerMs: LOCK_LINGER_MS });
+  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', ...(opts.signal ? { signal: opts.signal } : {}) });
 
   const entry = mountAt(await readMountInfo(), dest);
   if (entry === undefined) return none;

@@ -5,7 +5,8 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MosError, describeSystemError, isTag, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isTag, sha256Digest, type Logger, type OnProgress } from '../base/index.js';
+import { fileError } from '../host/index.js';
 import {
   OCI_CONFIG, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD,
   DOCKER_LAYER_TAR_GZIP, MAX_MANIFEST_BYTES, hostPlatform, parseImageIndex, parseImageManifest, resolvePlatform,
@@ -331,7 +332,7 @@ async function checkDir(dir: string): Promise<void> {
   try {
     isDir = (await stat(dir)).isDirectory();
   } catch (e) {
-    throw new MosError({ code: 'NOT_FOUND', subject: dir, message: `rootfs directory: ${describeSystemError(e)}` });
+    throw fileError(e, dir, 'rootfs directory');
   }
   if (!isDir) throw new MosError({ code: 'INPUT_INVALID', subject: dir, message: 'rootfs is not a directory' });
 }

@@ -1,4 +1,4 @@
-import { MosError } from '../base/index.js';
+import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { repoError } from './errors.js';
 import { checkFileNames, resetScratch, setMaster, syncWorktree, writeGenerationObjects } from './objects.js';
 import { configPaths } from './paths.js';
@@ -16,6 +16,8 @@ export interface CommitGenerationOptions {
   readonly now?: Date;
   /** The HEAD oid the caller based its change on: CONFIG_CONFLICT if master has moved since. */
   readonly parent?: string;
+  /** Gets a warning when the worktree refresh after the commit fails (default: silent). */
+  readonly log?: Logger;
 }
 
 /**
@@ -47,6 +49,6 @@ export async function commitGeneration(opts: CommitGenerationOptions): Promise<{
     throw repoError(e, repoDir, 'cannot commit the new generation');
   }
   await writeGenerationRecord(repoDir, tmpDir, { oid, number });
-  await syncWorktree(repoDir, tmpDir, opts.files.keys());
+  await syncWorktree(repoDir, tmpDir, opts.files.keys(), opts.log ?? silentLogger);
   return { oid, number };
 }

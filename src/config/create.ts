@@ -2,8 +2,8 @@ import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { init } from 'isomorphic-git';
-import { MosError, describeSystemError } from '../base/index.js';
-import { ensureDir, fsyncDir } from '../host/index.js';
+import { MosError, describeSystemError, silentLogger, type Logger } from '../base/index.js';
+import { ensureDir, fsyncDir, lstatOrAbsent } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { repoError } from './errors.js';
 import { writeGenerationRecord } from './generation-record.js';
@@ -20,6 +20,8 @@ export interface CreateConfigRepoOptions {
   readonly message: string;
   /** Commit time (default: now). */
   readonly now?: Date;
+  /** Gets a warning when the worktree checkout fails (default: silent). */
+  readonly log?: Logger;
 }
 
 /**
@@ -48,7 +50,7 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
     const oid = await writeGenerationObjects({ repoDir: staging, tmpDir, files: opts.files, message: opts.message, now: opts.now ?? new Date() });
     await setMaster(staging, tmpDir, oid);
     await writeGenerationRecord(staging, tmpDir, { oid, number: 1 });
-    await syncWorktree(staging, tmpDir, opts.files.keys());
+    await syncWorktree(staging, tmpDir, opts.files.keys(), opts.log ?? silentLogger);
     await fsyncDir(staging);
     await fsp.rename(staging, repoDir);
     await fsyncDir(configDir);
@@ -66,11 +68,7 @@ export async function createConfigRepo(opts: CreateConfigRepoOptions): Promise<{
   }
 }
 
+// lstat: a dangling symlink at the repository path is present too (rename would not replace it cleanly).
 async function present(path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return (await lstatOrAbsent(path)) !== undefined;
 }

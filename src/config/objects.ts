@@ -2,7 +2,7 @@ import * as nodeFs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { checkout, listFiles, writeBlob, writeCommit, writeTree, type TreeEntry } from 'isomorphic-git';
-import { MosError } from '../base/index.js';
+import { MosError, type Logger } from '../base/index.js';
 import { fsyncDir } from '../host/index.js';
 import { durableFs } from './durable-fs.js';
 import { AUTHOR, BRANCH_REF, scratchDir } from './paths.js';
@@ -80,9 +80,10 @@ export async function setMaster(repoDir: string, tmpDir: string, oid: string): P
 /**
  * Brings worktree and index in line with master (what mos leaves there). Best effort: readers use
  * commits only, so a crash or failure here never changes which generation is current. Touches only the
- * new generation's `names` and the files the index tracked, so the cost does not grow with history.
+ * new generation's `names` and the files the index tracked, so the cost does not grow with history. A
+ * failure is logged as a warning naming the repository, and the next commit rewrites the worktree.
  */
-export async function syncWorktree(repoDir: string, tmpDir: string, names: Iterable<string>): Promise<void> {
+export async function syncWorktree(repoDir: string, tmpDir: string, names: Iterable<string>, log: Logger): Promise<void> {
   try {
     // Without filepaths isomorphic-git's workdir walk descends into .git and lstats every loose object.
     const cache = {};
@@ -91,7 +92,12 @@ export async function syncWorktree(repoDir: string, tmpDir: string, names: Itera
     // Atomic renames so a killed writer never leaves a torn index, but no fsyncs: the worktree is a
     // convenience copy, never the source of truth.
     await checkout({ fs: durableFs(tmpDir, { sync: false }), dir: repoDir, ref: 'master', force: true, filepaths, cache });
-  } catch {
-    // The generation is committed; a stale worktree is cosmetic and the next write rewrites it.
+  } catch (e) {
+    // Not thrown: the generation is already committed and current, and failing the command now would
+    // report a change that happened as if it had not. Only `git status` in the repository looks stale.
+    log.warn('the config worktree was not refreshed (the new generation is committed)', {
+      repo: repoDir,
+      error: e instanceof Error ? e.message : String(e),
+    });
   }
 }

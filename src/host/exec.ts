@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { MosError } from '../base/index.js';
 
 /** How a child process is run. */
@@ -81,10 +84,22 @@ export function exec(argv: readonly string[], opts: ExecOptions = {}): Promise<E
   });
 }
 
-/** True when `program` can be found on PATH. */
-export async function hasProgram(program: string): Promise<boolean> {
+/**
+ * True when `program` is an executable file on PATH (or at that path when it contains a `/`), as the
+ * shell's `command -v` decides, without spawning a shell.
+ */
+export async function hasProgram(program: string, path: string = process.env.PATH ?? ''): Promise<boolean> {
+  if (program === '') return false;
+  const candidates = program.includes('/') ? [program] : path.split(':').map((dir) => join(dir || '.', program));
+  for (const file of candidates) if (await isExecutableFile(file)) return true;
+  return false;
+}
+
+// Any failure (absent, not a directory, not searchable) means "not in this PATH entry", as for the shell.
+async function isExecutableFile(file: string): Promise<boolean> {
   try {
-    await exec(['sh', '-c', 'command -v "$1"', 'sh', program]);
+    if (!(await stat(file)).isFile()) return false;
+    await access(file, constants.X_OK);
     return true;
   } catch {
     return false;

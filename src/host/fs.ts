@@ -1,15 +1,36 @@
-import { open, rename, mkdir, rm, stat, readFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { MosError, describeSystemError } from '../base/index.js';
 
-/** fsyncs a directory so a rename inside it survives a crash. */
+/**
+ * Wraps a failed file system call on `path` as the MosError it means: ENOENT or ENOTDIR (nothing there)
+ * is `missing` (default NOT_FOUND), EACCES or EPERM is HOST_PERMISSION, anything else HOST_IO. The
+ * message is `<action>: <reason>`; the errno error stays the cause.
+ */
+export function fileError(e: unknown, path: string, action: string, missing: 'NOT_FOUND' | 'HOST_IO' = 'NOT_FOUND'): MosError {
+  if (e instanceof MosError) return e;
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  const message = `${action}: ${describeSystemError(e)}`;
+  if (errno === 'ENOENT' || errno === 'ENOTDIR') return new MosError({ code: missing, subject: path, message, cause: e });
+  if (errno === 'EACCES' || errno === 'EPERM') {
+    return new MosError({ code: 'HOST_PERMISSION', subject: path, message, hint: 'check the owner and mode of the file and its directories, or run as root', cause: e });
+  }
+  return new MosError({ code: 'HOST_IO', subject: path, message, cause: e });
+}
+
+/** fsyncs a directory so a rename inside it survives a crash; failures are MosErrors naming `dir`. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw fileError(e, dir, 'cannot sync directory', 'HOST_IO');
   }
 }
 
@@ -35,47 +56,86 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     await rename(tmp, path);
     await fsyncDir(dirname(path));
   } catch (e) {
-    await rm(tmp, { force: true }).catch(() => {});
-    throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot write: ${describeSystemError(e)}`, cause: e });
+    await rm(tmp, { force: true }).catch(() => {}); // best effort: the write error is the one to report
+    throw fileError(e, path, 'cannot write', 'HOST_IO');
   }
 }
 
-/** mkdir -p that reports failures as HOST_IO. */
+/** mkdir -p; failures are HOST_PERMISSION or HOST_IO naming `path`. */
 export async function ensureDir(path: string, mode?: number): Promise<void> {
   try {
     await mkdir(path, { recursive: true, ...(mode !== undefined ? { mode } : {}) });
   } catch (e) {
-    throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot create directory: ${describeSystemError(e)}`, cause: e });
+    throw fileError(e, path, 'cannot create directory', 'HOST_IO');
   }
 }
 
-/** True when `path` exists (any type; symlinks not followed). */
+/**
+ * stat(2) of `path`, or undefined when nothing is there (ENOENT, ENOTDIR). A path that cannot be
+ * checked throws HOST_PERMISSION or HOST_IO: unreadable is not absent.
+ */
+export async function statOrAbsent(path: string): Promise<Stats | undefined> {
+  return absentAsUndefined(stat(path), path);
+}
+
+/** {@link statOrAbsent} without following a final symlink (lstat(2)). */
+export async function lstatOrAbsent(path: string): Promise<Stats | undefined> {
+  return absentAsUndefined(lstat(path), path);
+}
+
+/** True when `path` exists (any type; symlinks followed, so a dangling one is absent); throws as {@link statOrAbsent}. */
 export async function exists(path: string): Promise<boolean> {
+  return (await statOrAbsent(path)) !== undefined;
+}
+
+async function absentAsUndefined(call: Promise<Stats>, path: string): Promise<Stats | undefined> {
   try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
+    return await call;
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
+    throw fileError(e, path, 'cannot check');
   }
 }
 
-/** Reads a file whole, refusing more than `maxBytes` (hostile or mistaken input must not exhaust memory). */
+/**
+ * Reads a file whole, refusing more than `maxBytes` (hostile or mistaken input must not exhaust memory).
+ * Missing is NOT_FOUND, unreadable HOST_PERMISSION, too large INPUT_INVALID, other failures HOST_IO.
+ */
 export async function readFileLimited(path: string, maxBytes: number): Promise<Buffer> {
-  let size: number;
+  let fh: FileHandle;
   try {
-    size = (await stat(path)).size;
+    fh = await open(path, 'r');
   } catch (e) {
-    throw new MosError({ code: 'NOT_FOUND', subject: path, message: `cannot read: ${describeSystemError(e)}`, cause: e });
-  }
-  if (size > maxBytes) {
-    throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file is ${size} bytes, more than the ${maxBytes} allowed` });
+    throw fileError(e, path, 'cannot read');
   }
   try {
-    const buf = await readFile(path);
-    if (buf.length > maxBytes) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file grew past ${maxBytes} bytes while read` });
-    return buf;
+    // Size and content come from the same open file, so a rename in between cannot mix two files.
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new MosError({ code: 'HOST_IO', subject: path, message: 'cannot read: is a directory' });
+    const size = st.size;
+    if (size > maxBytes) {
+      throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file is ${size} bytes, more than the ${maxBytes} allowed` });
+    }
+    // Read to EOF, not to the size seen: a file that grows meanwhile is caught at the first excess byte.
+    let buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
+    let len = 0;
+    for (;;) {
+      if (len === buf.length) {
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
+        buf.copy(bigger, 0, 0, len);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
+      if (bytesRead === 0) return buf.subarray(0, len);
+      len += bytesRead;
+      if (len > maxBytes) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file grew past ${maxBytes} bytes while read` });
+    }
   } catch (e) {
-    if (e instanceof MosError) throw e;
-    throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot read: ${describeSystemError(e)}`, cause: e });
+    throw fileError(e, path, 'cannot read', 'HOST_IO');
+  } finally {
+    await fh.close().catch((e: unknown) => {
+      throw fileError(e, path, 'cannot close', 'HOST_IO');
+    });
   }
 }

@@ -1,6 +1,8 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { open, readFile, stat } from 'node:fs/promises';
-import { once } from 'node:events';
+import { constants } from 'node:fs';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as FsExt from 'fs-ext';
 import { MosError, describeSystemError } from '../base/index.js';
 
 /** A held exclusive lock; release is idempotent. `await using` releases it. */
@@ -11,130 +13,110 @@ export interface FileLock {
 }
 
 export interface LockOptions {
-  /** Block until the lock is free instead of failing at once. */
+  /** Wait until the lock is free instead of failing at once. */
   readonly wait?: boolean;
   /** With `wait`, give up after this many ms (default: forever). */
   readonly timeoutMs?: number;
   /** Error code when busy; default CONFIG_LOCKED. */
   readonly busyCode?: 'CONFIG_LOCKED' | 'ATOMFS_BUSY';
-  /**
-   * Keep holding the flock this many ms after release, so the next acquire of the same path in this
-   * process reuses it instead of spawning a holder again (many short critical sections in a row, e.g.
-   * mounting ten targets). Holding a lock a little longer is always safe; exiting still releases it.
-   */
-  readonly lingerMs?: number;
+  /** Stops waiting; the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
-interface Lingering {
-  readonly child: ChildProcessWithoutNullStreams;
-  busy: boolean;
-  timer: NodeJS.Timeout | undefined;
+// Waiting polls a non-blocking flock: a blocking one would hold a threadpool thread (shared with all
+// file I/O) that nothing can interrupt, so neither a timeout nor an abort could end it.
+const FIRST_POLL_MS = 2;
+const MAX_POLL_MS = 50;
+
+let fsExt: typeof FsExt | undefined;
+
+// Loaded on first use so `--help` and `--version` do not load a native addon.
+function flockSync(fd: number, flags: 'exnb'): void {
+  fsExt ??= createRequire(import.meta.url)('fs-ext') as typeof FsExt;
+  fsExt.flockSync(fd, flags);
 }
-
-// Idle holders kept by `lingerMs`, by lock path (this process only).
-const lingering = new Map<string, Lingering>();
-
-const CONFLICT_EXIT = 75;
 
 /**
- * Takes an exclusive flock(2) on `path` (created if missing), the same kind of lock Go mos takes on
- * config/manifest.lock. Node has no flock, so a tiny `flock FILE cat` child holds it: the lock lives as
- * long as the child, and the child lives as long as our end of its stdin pipe, so a crash or SIGKILL of
- * this process releases the lock without any stale-lock guessing. Busy: CONFIG_LOCKED naming the holder.
+ * Takes an exclusive flock(2) on `path` (created 0600 if missing), the same lock Go mos and flock(1)
+ * take on config/manifest.lock. The lock belongs to an open file description of this process: closing
+ * it (release, exit, crash, SIGKILL) frees the lock, so there are no stale locks; children spawned later
+ * do not inherit it (Node opens with O_CLOEXEC). Two acquisitions in one process exclude each other too.
+ * Busy: `busyCode` (CONFIG_LOCKED) naming the holder's pid and command line.
  */
 export async function acquireLock(path: string, opts: LockOptions = {}): Promise<FileLock> {
-  const idle = lingering.get(path);
-  if (idle && !idle.busy && idle.child.exitCode === null) {
-    clearTimeout(idle.timer);
-    idle.busy = true;
-    return holderHandle(path, idle.child, opts);
-  }
+  opts.signal?.throwIfAborted();
+  let fh: FileHandle;
   try {
-    const fh = await open(path, 'a', 0o600); // flock(1) would create it 0644; keep it private and not truncated
-    await fh.close();
+    // Read-only is enough for flock; O_CREAT without O_TRUNC never clobbers a lock file.
+    fh = await open(path, constants.O_RDONLY | constants.O_CREAT, 0o600);
   } catch (e) {
     throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot open lock file: ${describeSystemError(e)}`, cause: e });
   }
-  const args = ['--exclusive', '--conflict-exit-code', String(CONFLICT_EXIT)];
-  if (!opts.wait) args.push('--nonblock');
-  else if (opts.timeoutMs !== undefined) args.push('--timeout', String(Math.max(opts.timeoutMs / 1000, 0.001)));
-  args.push(path, 'cat');
-  const child = spawn('flock', args, { stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcessWithoutNullStreams;
-  child.stdin.on('error', () => {});
-  const acquired = await handshake(child);
-  if (!acquired) {
-    const code = child.exitCode;
-    if (code === CONFLICT_EXIT) {
-      const holder = await lockHolder(path);
-      throw new MosError({
-        code: opts.busyCode ?? 'CONFIG_LOCKED',
-        subject: path,
-        message: holder ? `locked by pid ${holder.pid} (${holder.cmdline})` : 'locked by another process',
-        hint: opts.wait ? 'the lock stayed busy until the timeout' : 'wait for it to finish, or pass --wait',
-      });
-    }
-    throw new MosError({ code: 'HOST_EXEC_FAILED', subject: path, message: `flock failed (exit ${String(code)})` });
+  try {
+    await lockOrWait(fh, path, opts);
+  } catch (e) {
+    await fh.close().catch(() => {}); // the lock error is the one to report; closing a read-only fd loses nothing
+    throw e;
   }
-  if (opts.lingerMs !== undefined && !lingering.has(path)) {
-    // An idle holder must not keep the process alive: at exit its pipe closes and the lock goes.
-    child.unref();
-    (child.stdin as unknown as { unref?: () => void }).unref?.();
-    (child.stdout as unknown as { unref?: () => void }).unref?.();
-    (child.stderr as unknown as { unref?: () => void }).unref?.();
-    lingering.set(path, { child, busy: true, timer: undefined });
-    child.once('exit', () => lingering.delete(path));
-  }
-  return holderHandle(path, child, opts);
-}
-
-function holderHandle(path: string, child: ChildProcessWithoutNullStreams, opts: LockOptions): FileLock {
-  let released = false;
-  const release = async () => {
-    if (released) return;
-    released = true;
-    const entry = lingering.get(path);
-    if (entry?.child === child && opts.lingerMs !== undefined) {
-      entry.busy = false;
-      entry.timer = setTimeout(() => {
-        lingering.delete(path);
-        child.stdin.end();
-      }, opts.lingerMs);
-      entry.timer.unref();
-      return;
-    }
-    child.stdin.end();
-    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-  };
+  let released: Promise<void> | undefined;
+  const release = () => (released ??= closeLock(fh, path));
   return { path, release, [Symbol.asyncDispose]: release };
 }
 
-// Writes a byte to `cat` and waits for the echo: cat only runs once flock holds the lock.
-async function handshake(child: ChildProcessWithoutNullStreams): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onData = () => done(true);
-    const onExit = () => done(false);
-    const done = (ok: boolean) => {
-      child.stdout.off('data', onData);
-      child.off('exit', onExit);
-      resolve(ok);
-    };
-    child.stdout.once('data', onData);
-    child.once('exit', onExit);
-    child.once('error', onExit);
-    child.stdin.write('\n');
+async function lockOrWait(fh: FileHandle, path: string, opts: LockOptions): Promise<void> {
+  const deadline = opts.wait && opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
+  for (let delay = FIRST_POLL_MS; ; delay = Math.min(delay * 2, MAX_POLL_MS)) {
+    if (tryLock(fh, path)) return;
+    const left = deadline - Date.now();
+    if (!opts.wait || left <= 0) throw await busyError(path, opts);
+    await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : {}).catch((e: unknown) => {
+      throw opts.signal?.aborted ? opts.signal.reason : e;
+    });
+  }
+}
+
+// True when taken, false when another open file description holds it.
+function tryLock(fh: FileHandle, path: string): boolean {
+  try {
+    flockSync(fh.fd, 'exnb');
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return false;
+    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') {
+      throw new MosError({ code: 'HOST_TOOL_MISSING', subject: 'fs-ext', message: `cannot load the flock(2) binding: ${(e as Error).message}`, hint: 'reinstall mosctl (npm ci builds fs-ext)', cause: e });
+    }
+    throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot lock: ${describeSystemError(e)}`, cause: e });
+  }
+}
+
+async function busyError(path: string, opts: LockOptions): Promise<MosError> {
+  const holder = await lockHolder(path);
+  return new MosError({
+    code: opts.busyCode ?? 'CONFIG_LOCKED',
+    subject: path,
+    message: holder ? `locked by pid ${holder.pid} (${holder.cmdline})` : 'locked by another process',
+    hint: opts.wait ? 'the lock stayed busy until the timeout' : 'wait for it to finish, or pass --wait',
   });
 }
 
-/** Who holds a flock on `path`: the holding process (flock's parent when it is our helper). */
+async function closeLock(fh: FileHandle, path: string): Promise<void> {
+  try {
+    await fh.close(); // the last close of the description drops the flock
+  } catch (e) {
+    throw new MosError({ code: 'HOST_IO', subject: path, message: `cannot release lock: ${describeSystemError(e)}`, cause: e });
+  }
+}
+
+/**
+ * Who holds a flock on `path`, from /proc/locks; undefined when nobody does, or when the file or
+ * /proc/locks cannot be read (the caller is already reporting a busy lock; the name is a courtesy).
+ */
 export async function lockHolder(path: string): Promise<{ pid: number; cmdline: string } | undefined> {
   let ino: number;
-  try {
-    ino = (await stat(path)).ino;
-  } catch {
-    return undefined;
-  }
   let locks: string;
   try {
+    ino = (await stat(path)).ino;
     locks = await readFile('/proc/locks', 'utf8');
   } catch {
     return undefined;
@@ -146,30 +128,18 @@ export async function lockHolder(path: string): Promise<{ pid: number; cmdline: 
     const [, , , , pidS, devIno] = f;
     const fileIno = devIno?.split(':')[2];
     if (fileIno === undefined || Number(fileIno) !== ino) continue;
-    let pid = Number(pidS);
-    const comm = await readProc(pid, 'comm');
-    if (comm?.trim() === 'flock' || comm?.trim() === 'cat') {
-      const ppid = await parentPid(pid);
-      if (ppid !== undefined && ppid > 1) pid = ppid;
-    }
-    const cmd = (await readProc(pid, 'cmdline'))?.split('\0').filter(Boolean).join(' ') ?? '?';
+    const pid = Number(pidS);
+    const cmd = (await readProc(pid, 'cmdline'))?.split('\0').filter(Boolean).join(' ') || '?';
     return { pid, cmdline: cmd.length > 200 ? cmd.slice(0, 200) + '…' : cmd };
   }
   return undefined;
 }
 
+// A process that exited meanwhile has no /proc entry: then its command line is unknown, not an error.
 async function readProc(pid: number, file: string): Promise<string | undefined> {
   try {
     return await readFile(`/proc/${pid}/${file}`, 'utf8');
   } catch {
     return undefined;
   }
-}
-
-async function parentPid(pid: number): Promise<number | undefined> {
-  const s = await readProc(pid, 'stat');
-  if (s === undefined) return undefined;
-  const after = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  const ppid = Number(after[1]);
-  return Number.isFinite(ppid) ? ppid : undefined;
 }

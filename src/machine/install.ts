@@ -74,7 +74,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   // first installs; the other finds the repository and stops with CONFIG_EXISTS.
   opts.onProgress?.({ kind: 'step', step: 'commit' });
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
-  const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now });
+  const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
   return {
     generation: 1,
     commit: oid,

@@ -53,6 +53,6 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
       });
     }
   }
-  const { oid, number } = await commitGeneration({ root: opts.root, files: gen.files, message: `Rollback to generation ${to}`, ...(opts.now ? { now: opts.now } : {}), parent: head.oid });
+  const { oid, number } = await commitGeneration({ root: opts.root, files: gen.files, message: `Rollback to generation ${to}`, ...(opts.now ? { now: opts.now } : {}), parent: head.oid, ...(opts.log ? { log: opts.log } : {}) });
   return { from: head.number, to, generation: number, commit: oid };
 }

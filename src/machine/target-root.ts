@@ -1,8 +1,8 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { MosError, describeSystemError, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, type Logger, type OnProgress } from '../base/index.js';
 import { mountImage, planMount, unmountImage, type LayerInput, type MountImageResult, type MountPlan } from '../atomfs/index.js';
-import { mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
+import { fileError, mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
 import type { ImageManifest, LayoutStore } from '../oci/index.js';
 import { systemPaths } from './paths.js';
@@ -13,7 +13,7 @@ export async function realRoot(root: string): Promise<string> {
   try {
     return await realpath(root);
   } catch (e) {
-    throw new MosError({ code: 'NOT_FOUND', subject: root, message: `system root: ${describeSystemError(e)}`, cause: e });
+    throw fileError(e, root, 'system root');
   }
 }
 

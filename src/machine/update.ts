@@ -74,7 +74,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
     extra: { DefaultNic: current.sys.DefaultNic ?? '', UsedPorts: current.sys.UsedPorts ?? {}, IpAddrs: current.sys.IpAddrs ?? {} },
   });
   opts.onProgress?.({ kind: 'step', step: 'commit' });
-  const { oid, number } = await commitGeneration({ root: opts.root, files, message: updateMessage(incoming.value.product, incoming.sha, plan), now, parent: head.oid });
+  const { oid, number } = await commitGeneration({ root: opts.root, files, message: updateMessage(incoming.value.product, incoming.sha, plan), now, parent: head.oid, log });
   return { ...base, dryRun: false, generation: number, commit: oid, blobBytes: pulled.blobBytes };
 }
 

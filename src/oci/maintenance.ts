@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { MosError, describeSystemError, isMosError, parseDigest, silentLogger, splitDigest, type Digest, type Logger } from '../base/index.js';
+import { readFileLimited } from '../host/index.js';
 import { childrenOf, isIndexType, isManifestType, sniffManifestType } from './graph.js';
 import { listBlobFiles, listStrays, type BlobFile } from './layout/blobs.js';
 import { retainEntries, tagOf } from './layout/index-file.js';
@@ -197,13 +198,16 @@ async function kindOf(f: BlobFile): Promise<SweepCandidate['kind']> {
   return isIndexType(type) ? 'index' : isManifestType(type) ? 'manifest' : 'blob';
 }
 
-// Small JSON blobs may be manifests; anything else (or unparseable) is a plain blob.
+// Small JSON blobs may be manifests; anything else (or unparseable) is a plain blob. A blob that cannot
+// be read is an error, not a guess.
 async function sniffKind(f: BlobFile, digest: Digest): Promise<string> {
   if (f.size > MAX_MANIFEST_BYTES || f.size < 2) return 'application/octet-stream';
+  const bytes = await readFileLimited(f.path, MAX_MANIFEST_BYTES);
   try {
-    return sniffManifestType(await readFile(f.path), digest);
-  } catch {
-    return 'application/octet-stream';
+    return sniffManifestType(bytes, digest);
+  } catch (e) {
+    if (isMosError(e, 'OCI_MANIFEST_INVALID')) return 'application/octet-stream';
+    throw e;
   }
 }
 

@@ -1,7 +1,7 @@
 import { chmod, lchown, lstat, opendir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MosError, describeSystemError } from '../base/index.js';
-import { writeFileAtomic } from '../host/index.js';
+import { fileError, writeFileAtomic } from '../host/index.js';
 
 /** Options of `shiftOwnership`. */
 export interface ShiftOptions {
@@ -43,7 +43,7 @@ export async function shiftOwnership(opts: ShiftOptions): Promise<ShiftResult> {
     throw new MosError({ code: 'INPUT_INVALID', subject: dir, message: `cannot shift to hostid ${hostid} range ${range}: hostid must be >= range` });
   }
   const root = await lstat(dir).catch((e: unknown) => {
-    throw new MosError({ code: 'NOT_FOUND', subject: dir, message: `cannot shift ownership: ${describeSystemError(e)}`, cause: e });
+    throw fileError(e, dir, 'cannot shift ownership');
   });
   if (!root.isDirectory()) throw new MosError({ code: 'INPUT_INVALID', subject: dir, message: 'is not a directory' });
   const rec = await readRecord(recordFile);

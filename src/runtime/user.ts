@@ -1,7 +1,6 @@
-import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MosError } from '../base/index.js';
-import { readFileLimited } from '../host/index.js';
+import { lstatOrAbsent, readFileLimited } from '../host/index.js';
 import type { ContainerSpec } from './types.js';
 
 const MAX_DB = 4 * 1024 * 1024;
@@ -73,9 +72,10 @@ export async function resolveSpecUser(spec: ContainerSpec): Promise<ContainerSpe
 
 async function readDb(rootfs: string, name: string): Promise<string> {
   for (const p of [join(rootfs, 'etc'), join(rootfs, 'etc', name)]) {
-    const st = await lstat(p).catch(() => undefined);
-    if (st === undefined) return '';
+    const st = await lstatOrAbsent(p);
+    if (st === undefined) return ''; // no /etc/passwd (or group) in the image: names cannot resolve
     if (st.isSymbolicLink()) throw new MosError({ code: 'INPUT_INVALID', subject: p, message: 'is a symlink; not followed when resolving the image user' });
   }
   return (await readFileLimited(join(rootfs, 'etc', name), MAX_DB)).toString('utf8');
 }
+

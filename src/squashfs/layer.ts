@@ -3,7 +3,7 @@ import { lstat, open, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { MosError, describeSystemError, type Digest, type Logger } from '../base/index.js';
-import { exec } from '../host/index.js';
+import { exec, fileError } from '../host/index.js';
 import { SQUASHFS_GZIP_MEDIA_TYPE, SQUASHFS_ZSTD_MEDIA_TYPE, VERITY_BLOCK_SIZE } from './media-types.js';
 import { parseSquashfsSuperblock, verityHashOffset, SQUASHFS_SUPERBLOCK_SIZE } from './superblock.js';
 import { formatVerity, verifyVerity, verityParamsFor } from './verity.js';
@@ -97,7 +97,7 @@ async function checkInputs(rootfs: string, outFile: string): Promise<void> {
   try {
     st = await stat(rootfs);
   } catch (e) {
-    throw new MosError({ code: 'NOT_FOUND', subject: rootfs, message: `rootfs directory: ${describeSystemError(e)}` });
+    throw fileError(e, rootfs, 'rootfs directory');
   }
   if (!st.isDirectory()) throw new MosError({ code: 'INPUT_INVALID', subject: rootfs, message: 'rootfs is not a directory' });
   if (outFile === rootfs || outFile.startsWith(rootfs + '/')) {
@@ -106,7 +106,7 @@ async function checkInputs(rootfs: string, outFile: string): Promise<void> {
   try {
     if (!(await lstat(dirname(outFile))).isDirectory()) throw new Error('not a directory');
   } catch (e) {
-    throw new MosError({ code: 'HOST_IO', subject: dirname(outFile), message: `cannot write the layer here: ${describeSystemError(e)}` });
+    throw new MosError({ code: 'HOST_IO', subject: dirname(outFile), message: `cannot write the layer here: ${describeSystemError(e)}`, cause: e });
   }
 }
 

@@ -128,3 +128,16 @@ t.test('a busy lock fails at once naming the holder pid; wait gets it after rele
   await got.release();
   t.ok(readFileSync(configPaths(root).lockPath) !== undefined);
 });
+
+t.test('a failed worktree refresh is a warning naming the repo; the commit stands', { skip }, async (t) => {
+  const root = t.testdir({});
+  await createConfigRepo({ root, files: files({ 'manifest.json': '{}' }), message: 'Initial commit' });
+  const { repoDir } = configPaths(root);
+  // A non-empty directory where the new generation's file goes: checkout cannot write it.
+  mkdirSync(join(repoDir, 'new.json', 'in-the-way'), { recursive: true });
+  const warnings: { msg: string; fields: Record<string, unknown> | undefined }[] = [];
+  const log = { debug() {}, info() {}, warn: (msg: string, fields?: Record<string, unknown>) => void warnings.push({ msg, fields }) };
+  const g2 = await commitGeneration({ root, files: files({ 'manifest.json': '{}', 'new.json': 'N' }), message: 'two', log });
+  t.equal((await readGeneration({ root })).oid, g2.oid, 'committed and current');
+  t.match(warnings, [{ msg: /worktree was not refreshed/, fields: { repo: repoDir, error: String } }]);
+});

@@ -60,6 +60,39 @@ t.test('Bearer auth: token realm, insufficient_scope answered with a new token, 
   t.notMatch(JSON.stringify(err) + String(err), /nope-secret/);
 });
 
+t.test('an oversized token response is refused while it streams, not after', async (t) => {
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  let sent = 0;
+  let declared = false;
+  const fake = await startFakeRegistry(t, {
+    bearer: { username: 'u', password: 'p' },
+    hook: async (_req, res, url) => {
+      if (url.pathname !== '/token') return false;
+      if (declared) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 * 1024 * 1024 });
+        res.write('{"token":"');
+        return true; // the client refuses on the header; the fake's teardown ends the socket
+      }
+      // Chunked, no length: 64 MiB of JSON whitespace unless the client stops reading.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.on('error', () => {}); // the client hanging up mid-body is the point
+      const closed = once(res, 'close');
+      while (sent < 64 * 1024 * 1024 && !res.destroyed) {
+        sent += chunk.length;
+        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), closed]);
+      }
+      res.end();
+      return true;
+    },
+  });
+  const repo = openRepository({ host: fake.host, name: 'mos/x', credentials: { username: 'u', password: 'p' }, ...FAST, retries: 0 });
+  await t.rejects(repo.resolve('v1'), { code: 'REGISTRY_PROTOCOL', subject: `${fake.origin}/token?…`, message: /larger than the 1048576-byte limit/ });
+  t.ok(sent < 16 * 1024 * 1024, `stopped reading early (${sent} bytes sent)`);
+  declared = true;
+  const repo2 = openRepository({ host: fake.host, name: 'mos/x', credentials: { username: 'u', password: 'p' }, ...FAST, retries: 0 });
+  await t.rejects(repo2.resolve('v1'), { code: 'REGISTRY_PROTOCOL', message: /larger than the 1048576-byte limit/ }, 'a declared length over the cap fails at once');
+});
+
 t.test('wrong digest served: OCI_DIGEST_MISMATCH (content and header)', async (t) => {
   const good = randomBytes(5000);
   const evil = randomBytes(5000);

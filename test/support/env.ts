@@ -1,12 +1,24 @@
 import type { Test } from 'tap';
-import { spawnSync } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** True when this process runs as root. */
 export const isRoot = process.getuid?.() === 0;
 
-/** True when `program` is on PATH. */
+/** True when `program` is an executable file on PATH (a scan, like the shell's `command -v`). */
 export function hasProgram(program: string): boolean {
-  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', program], { stdio: 'ignore' }).status === 0;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const file = join(dir || '.', program);
+    try {
+      if (statSync(file).isFile()) {
+        accessSync(file, constants.X_OK);
+        return true;
+      }
+    } catch {
+      // absent or not executable in this PATH entry: try the next one
+    }
+  }
+  return false;
 }
 
 /**

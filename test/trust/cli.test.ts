@@ -1,8 +1,9 @@
 import { t } from 'tap';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../../src/host/index.js';
-import { runCli } from '../support/cli.js';
+import { cliPath, runCli } from '../support/cli.js';
 import { needs, tempDir } from '../support/env.js';
 import { daysFromNow, mintPki } from '../support/pki.js';
 
@@ -78,4 +79,25 @@ t.test('mosb keyset add / project add, then mosctl verify of an openssl signatur
   const v = await runCli('mosctl', ['verify', '--capath', paths.caCert, '--cert', paths.cert, '--signature', `${file}.signed`, file]);
   t.equal(v.code, 0, v.stderr);
   t.match(v.stdout, /CN=default/);
+});
+
+// "Could not check" has two causes that need different fixes: no CA file (6) and a CA we may not read (9).
+t.test('mosctl verify: a missing CA is TRUST_CA_MISSING, an unreadable one HOST_PERMISSION', { skip: skip || needs({ root: true, programs: ['runuser'] }) }, async (t) => {
+  const pki = await mintPki(t);
+  const file = join(pki.dir, 'install.json');
+  await writeFile(file, '{}');
+  const sig = await pki.sign(file);
+  const args = (capath: string) => ['--json', 'verify', '--capath', capath, '--cert', pki.leafCert, '--signature', sig, file];
+  const notDir = await runCli('mosctl', args(join(file, 'ca.pem')));
+  t.equal(notDir.code, 6, 'a parent that is a file is missing too');
+  t.match(notDir.json, { error: { code: 'TRUST_CA_MISSING' } });
+
+  const ca = join(pki.dir, 'private-ca.pem');
+  await copyFile(pki.caCert, ca);
+  await chmod(ca, 0o600);
+  // As nobody (root reads everything); the other files stay world-readable.
+  const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, cliPath('mosctl'), ...args(ca)], { encoding: 'utf8' });
+  t.equal(r.status, 9, r.stderr);
+  t.match(JSON.parse(r.stdout), { error: { code: 'HOST_PERMISSION', subject: ca, message: 'cannot read: permission denied' } });
+  t.notMatch(r.stderr, /not found|missing/);
 });

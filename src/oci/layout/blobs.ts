@@ -1,8 +1,8 @@
-import { open, rename, rm, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, readdir, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MosError, describeSystemError, isDigest, splitDigest, type Digest } from '../../base/index.js';
-import { ensureDir, fsyncDir, processAlive } from '../../host/index.js';
+import { ensureDir, fsyncDir, processAlive, statOrAbsent } from '../../host/index.js';
 import { verified } from '../verify.js';
 import type { Descriptor } from '../types.js';
 
@@ -78,14 +78,10 @@ async function writeAll(fh: FileHandle, chunks: Uint8Array[], total: number): Pr
   if (bytesWritten < total) await fh.write(Buffer.concat(chunks).subarray(bytesWritten));
 }
 
-/** Size of the blob file, or undefined when absent. */
+/** Size of the blob file, or undefined when absent; a file that cannot be checked throws. */
 export async function blobSize(dir: string, digest: Digest): Promise<number | undefined> {
-  try {
-    const st = await stat(blobPath(dir, digest));
-    return st.isFile() ? st.size : undefined;
-  } catch {
-    return undefined;
-  }
+  const st = await statOrAbsent(blobPath(dir, digest));
+  return st?.isFile() ? st.size : undefined;
 }
 
 /** A file found under `blobs/`: a digest-named blob, or something else (`digest` undefined). */
@@ -103,14 +99,9 @@ export async function listBlobFiles(dir: string): Promise<BlobFile[]> {
     const algDir = join(root, alg);
     for (const name of await readdirOrEmpty(algDir)) {
       const path = join(algDir, name);
-      let size: number;
-      try {
-        const st = await stat(path);
-        if (!st.isFile()) continue;
-        size = st.size;
-      } catch {
-        continue; // removed meanwhile
-      }
+      const st = await statOrAbsent(path); // absent: removed meanwhile
+      if (!st?.isFile()) continue;
+      const size = st.size;
       const digest = `${alg}:${name}`;
       out.push({ path, digest: isDigest(digest) ? digest : undefined, size });
     }
@@ -136,13 +127,8 @@ export async function listStrays(dir: string): Promise<StrayFile[]> {
       .map((n) => ({ path: join(dir, n), pid: pidIn(n, /\.tmp-(\d+)-/) })),
   ];
   for (const c of candidates) {
-    try {
-      const st = await stat(c.path);
-      if (!st.isFile()) continue;
-      out.push({ path: c.path, size: st.size, abandoned: c.pid === undefined || !processAlive(c.pid) });
-    } catch {
-      continue;
-    }
+    const st = await statOrAbsent(c.path); // absent: its writer renamed or removed it meanwhile
+    if (st?.isFile()) out.push({ path: c.path, size: st.size, abandoned: c.pid === undefined || !processAlive(c.pid) });
   }
   return out;
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MosError, describeSystemError } from '../../base/index.js';
-import { acquireLock, ensureDir, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, ensureDir, exists, fsyncDir, processAlive, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { OCI_LAYOUT_HEADER } from '../media-types.js';
 import { INGEST_DIR } from './blobs.js';
 import { emptyLayoutIndex, serializeLayoutIndex } from './index-file.js';
@@ -81,7 +81,7 @@ export async function createLayout(dir: string): Promise<void> {
   try {
     // index.json first, oci-layout last: the header marks a complete layout. Another creator may have
     // finished while we waited for the lock: then keep its index.json.
-    if ((await stat(join(dir, INDEX_FILE)).catch(() => undefined)) === undefined) {
+    if (!(await exists(join(dir, INDEX_FILE)))) {
       await writeFileAtomic(join(dir, INDEX_FILE), serializeLayoutIndex(emptyLayoutIndex()));
     }
     if ((await readHeader(dir)) === 'absent') await writeFileAtomic(join(dir, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: '1.0.0' }));

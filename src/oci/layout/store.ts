@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, exists, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
@@ -36,11 +36,11 @@ export async function openLayout(dir: string, opts: OpenLayoutOptions = {}): Pro
   const header = await readHeader(abs);
   if (header === 'absent') {
     if (!opts.create) {
-      const exists = await stat(abs).then(() => true, () => false);
+      const present = await exists(abs);
       throw new MosError({
-        code: exists ? 'OCI_LAYOUT_INVALID' : 'NOT_FOUND',
+        code: present ? 'OCI_LAYOUT_INVALID' : 'NOT_FOUND',
         subject: abs,
-        message: exists ? 'not an OCI image layout (no oci-layout file)' : 'no such OCI image layout',
+        message: present ? 'not an OCI image layout (no oci-layout file)' : 'no such OCI image layout',
         hint: 'check the path, e.g. oci:DIR:TAG names the directory holding oci-layout and index.json',
       });
     }
@@ -210,8 +210,8 @@ export class LayoutStore implements ContentStore {
     }
   }
 
-  // Writers in this process queue here first (so they don't each spawn a flock helper only to wait),
-  // then take the cross-process flock.
+  // Writers in this process queue here first (so they don't each poll the flock while a sibling holds
+  // it), then take the cross-process flock.
   private locked<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(async () => {
       const lock = await acquireLock(join(this.dir, LOCK_FILE), { wait: true });

@@ -1,6 +1,6 @@
 import { MosError, type Logger } from '../../base/index.js';
 import type { Credentials } from './credentials.js';
-import { redactUrl, responseError } from './errors.js';
+import { networkError, redactUrl, responseError } from './errors.js';
 import { parseChallenges, type Challenge } from './headers.js';
 
 /** Merges scope strings `type:name:a,b` (space-separated lists allowed) into a sorted, deduplicated list. */
@@ -127,13 +127,12 @@ export class Authenticator {
       throw await responseError(res, url.href, creds ? 'token request (credentials were rejected)' : 'token request (anonymous access refused)', { [res.status]: 'REGISTRY_UNAUTHORIZED' });
     }
     if (res.status !== 200) throw await responseError(res, url.href, 'token request');
-    const text = await res.text();
+    const text = await readTokenBody(res, url);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
-      if (text.length > MAX_TOKEN_RESPONSE) throw new Error('too large');
       doc = JSON.parse(text) as typeof doc;
-    } catch {
-      throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: redactUrl(url), message: 'token response is not a JSON object' });
+    } catch (e) {
+      throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: redactUrl(url), message: 'token response is not a JSON object', cause: e });
     }
     const token = typeof doc.token === 'string' && doc.token ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
     if (!token) throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: redactUrl(url), message: 'token response has no token' });
@@ -144,6 +143,39 @@ export class Authenticator {
     this.tokens.set(key, { token, expiresAt: start + Math.max(expiresIn * 1000 - 10_000, expiresIn * 500) });
     return token;
   }
+}
+
+/**
+ * Reads a token response as text, refusing it at the first byte past MAX_TOKEN_RESPONSE (or at once when
+ * Content-Length says so): the realm is named by the registry, so its answer is untrusted input.
+ */
+async function readTokenBody(res: Response, url: URL): Promise<string> {
+  const tooLarge = () => new MosError({ code: 'REGISTRY_PROTOCOL', subject: redactUrl(url), message: `token response is larger than the ${MAX_TOKEN_RESPONSE}-byte limit` });
+  if (Number(res.headers.get('content-length') ?? NaN) > MAX_TOKEN_RESPONSE) {
+    await res.body?.cancel().catch(() => {}); // refusing it already; a failed cancel changes nothing
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for (;;) {
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw networkError(e, url.href, 'token response');
+      }
+      if (r.done) break;
+      n += r.value.byteLength;
+      if (n > MAX_TOKEN_RESPONSE) throw tooLarge();
+      parts.push(r.value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {}); // after EOF or a refusal the rest is not wanted
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
 
 /** Bearer is preferred when a registry offers both. */
