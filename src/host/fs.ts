@@ -1,4 +1,4 @@
-import type { Stats } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, open, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
@@ -98,22 +98,46 @@ async function absentAsUndefined(call: Promise<Stats>, path: string): Promise<St
   }
 }
 
+/** How `openRegular` and `readFileLimited` open a file. */
+export interface OpenRegularOptions {
+  /** Refuse a symbolic link as the last component (store blobs must be files inside their layout). */
+  readonly noFollow?: boolean;
+}
+
+/**
+ * Opens `path` for reading and checks, on the open file, that it is a regular file: a FIFO is opened
+ * without waiting for a writer, then refused like a device or a socket (INPUT_INVALID naming the kind).
+ * The caller closes the handle.
+ */
+export async function openRegular(path: string, opts: OpenRegularOptions = {}): Promise<{ fh: FileHandle; size: number }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY | (opts.noFollow ? fsConstants.O_NOFOLLOW : 0));
+  } catch (e) {
+    if (opts.noFollow && (e as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new MosError({ code: 'INPUT_INVALID', subject: path, message: 'is a symbolic link, not a regular file', hint: 'blobs must be regular files inside their layout', cause: e });
+    }
+    throw fileError(e, path, 'cannot read');
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new MosError({ code: 'HOST_IO', subject: path, message: 'cannot read: is a directory' });
+    // /dev/zero, a FIFO or a socket never end (or never start): only regular files are input.
+    if (!st.isFile()) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `is not a regular file (${fileKind(st)})`, hint: 'give the path of a regular file' });
+    return { fh, size: st.size };
+  } catch (e) {
+    await fh.close().catch(() => {}); // the refusal above is the error worth reporting
+    throw e;
+  }
+}
+
 /**
  * Reads a file whole, refusing more than `maxBytes` (hostile or mistaken input must not exhaust memory).
  * Missing is NOT_FOUND, unreadable HOST_PERMISSION, too large INPUT_INVALID, other failures HOST_IO.
  */
-export async function readFileLimited(path: string, maxBytes: number): Promise<Buffer> {
-  let fh: FileHandle;
+export async function readFileLimited(path: string, maxBytes: number, opts: OpenRegularOptions = {}): Promise<Buffer> {
+  const { fh, size } = await openRegular(path, opts);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileError(e, path, 'cannot read');
-  }
-  try {
-    // Size and content come from the same open file, so a rename in between cannot mix two files.
-    const st = await fh.stat();
-    if (st.isDirectory()) throw new MosError({ code: 'HOST_IO', subject: path, message: 'cannot read: is a directory' });
-    const size = st.size;
     if (size > maxBytes) {
       throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `file is ${size} bytes, more than the ${maxBytes} allowed` });
     }
@@ -138,4 +162,13 @@ export async function readFileLimited(path: string, maxBytes: number): Promise<B
       throw fileError(e, path, 'cannot close', 'HOST_IO');
     });
   }
+}
+
+/** What kind of non-regular file `st` describes, for messages. */
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
 }

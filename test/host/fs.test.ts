@@ -1,5 +1,6 @@
 import { t } from 'tap';
 import { symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MosError } from '../../src/base/index.js';
 import { exists, fileError, lstatOrAbsent, readFileLimited, statOrAbsent } from '../../src/host/index.js';
@@ -43,4 +44,15 @@ t.test('readFileLimited and exists on real paths', async (t) => {
   t.ok((await lstatOrAbsent(join(dir, 'dangling')))?.isSymbolicLink(), 'lstat sees the link');
   symlinkSync('loop', join(dir, 'loop'));
   await t.rejects(statOrAbsent(join(dir, 'loop')), { code: 'HOST_IO', subject: join(dir, 'loop'), message: /ELOOP/ }, 'a symlink loop is not "absent"');
+});
+
+t.test('readFileLimited refuses endless and non-regular files at once (hostile input #3)', async (t) => {
+  const dir = t.testdir({ 'ok.txt': 'fine' });
+  const fifo = join(dir, 'fifo');
+  t.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  symlinkSync('/dev/zero', join(dir, 'zero-link'));
+  for (const [path, kind] of [['/dev/zero', 'a character device'], [fifo, 'a FIFO'], [join(dir, 'zero-link'), 'a character device']] as const) {
+    await t.rejects(readFileLimited(path, 1024), { code: 'INPUT_INVALID', subject: path, message: `is not a regular file (${kind})` }, path);
+  }
+  t.equal((await readFileLimited(join(dir, 'ok.txt'), 1024)).toString(), 'fine');
 });

@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -123,3 +123,32 @@ t.test('fsck reports a malformed index.json as a finding, never stops on it (hos
   t.equal(r.ok, false);
   t.match(r.problems, [/index\.json|sha256:\.\.\/\.\.\/etc\/passwd/]);
 });
+
+t.test('a blob that is a symlink, a FIFO or a device is never read as content, and fsck names it (hostile input #2, #3)', async (t) => {
+  const top = t.testdir({});
+  const dir = join(top, 'store');
+  const store = await openLayout(dir, { create: true });
+  const img = buildImage({ layers: [4096, 4096] });
+  await pushImage(store, img, 'v1');
+  const [a, b] = img.layers;
+  const pathA = join(dir, 'blobs', 'sha256', a!.desc.digest.slice(7));
+  const pathB = join(dir, 'blobs', 'sha256', b!.desc.digest.slice(7));
+  // Same bytes outside the layout, then the blob replaced by a symlink to them: it would verify today
+  // and could change tomorrow.
+  const outside = join(top, 'outside');
+  await writeFile(outside, await readFile(pathA));
+  await rm(pathA, { force: true });
+  await symlink(outside, pathA);
+  await rm(pathB, { force: true });
+  t.equal(spawnSync('mkfifo', [pathB]).status, 0, 'mkfifo');
+  await t.rejects(drain(store.fetchBlob(a!.desc)), { code: 'OCI_BLOB_CORRUPT', message: /symbolic link/ });
+  await t.rejects(drain(store.fetchBlob(b!.desc)), { code: 'OCI_BLOB_CORRUPT', message: /not a regular file \(a FIFO\)/ });
+  const r = await fsck(store);
+  t.equal(r.ok, false);
+  t.ok(r.problems.some((p) => p.startsWith(pathA) && /not a regular file/.test(p)), 'the symlink is a finding');
+  t.ok(r.problems.some((p) => p.startsWith(pathB) && /not a regular file/.test(p)), 'the FIFO is a finding');
+});
+
+async function drain(it: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const _ of it);
+}

@@ -2,7 +2,7 @@ import { open, rename, rm, readdir, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MosError, describeSystemError, isDigest, splitDigest, type Digest } from '../../base/index.js';
-import { ensureDir, fsyncDir, processAlive, statOrAbsent } from '../../host/index.js';
+import { ensureDir, fsyncDir, lstatOrAbsent, processAlive, statOrAbsent } from '../../host/index.js';
 import { verified } from '../verify.js';
 import type { Descriptor } from '../types.js';
 
@@ -89,6 +89,8 @@ export interface BlobFile {
   readonly path: string;
   readonly digest: Digest | undefined;
   readonly size: number;
+  /** False for a symlink, device, FIFO or socket under `blobs/`: never content, always a finding. */
+  readonly regular: boolean;
 }
 
 /** Every regular file under `blobs/<alg>/` (unknown algorithms and names listed with `digest` undefined). */
@@ -99,11 +101,10 @@ export async function listBlobFiles(dir: string): Promise<BlobFile[]> {
     const algDir = join(root, alg);
     for (const name of await readdirOrEmpty(algDir)) {
       const path = join(algDir, name);
-      const st = await statOrAbsent(path); // absent: removed meanwhile
-      if (!st?.isFile()) continue;
-      const size = st.size;
+      const st = await lstatOrAbsent(path); // absent: removed meanwhile; lstat: a symlink is not content
+      if (st === undefined || st.isDirectory()) continue;
       const digest = `${alg}:${name}`;
-      out.push({ path, digest: isDigest(digest) ? digest : undefined, size });
+      out.push({ path, digest: isDigest(digest) ? digest : undefined, size: st.size, regular: st.isFile() });
     }
   }
   return out;

@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { MosError, describeSystemError, isDigest, silentLogger, type Digest, type Logger } from '../../base/index.js';
-import { acquireLock, exists, readFileLimited, writeFileAtomic } from '../../host/index.js';
+import { acquireLock, exists, openRegular, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES } from '../media-types.js';
 import { verified, verifyBytes } from '../verify.js';
@@ -137,13 +136,10 @@ export class LayoutStore implements ContentStore {
     const path = this.blobPath(desc.digest);
     let bytes: Buffer;
     try {
-      bytes = await readFileLimited(path, desc.size);
+      // A blob is a regular file inside the layout: a symlink could point anywhere and change later.
+      bytes = await readFileLimited(path, desc.size, { noFollow: true });
     } catch (e) {
-      if (e instanceof MosError && e.code === 'NOT_FOUND') throw this.unknown(desc, e);
-      if (e instanceof MosError && e.code === 'INPUT_INVALID') {
-        throw new MosError({ code: 'OCI_SIZE_MISMATCH', subject: path, message: `blob is larger than its descriptor's ${desc.size} bytes`, hint: 'run mosctl fsck', cause: e });
-      }
-      throw e;
+      throw this.readError(e, desc, path);
     }
     verifyBytes(bytes, desc, path);
     return bytes;
@@ -154,8 +150,14 @@ export class LayoutStore implements ContentStore {
     const path = this.blobPath(desc.digest);
     const store = this;
     async function* read(): AsyncGenerator<Uint8Array> {
-      if ((await blobSize(store.dir, desc.digest)) === undefined) throw store.unknown(desc);
-      yield* createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+      let opened: Awaited<ReturnType<typeof openRegular>>;
+      try {
+        opened = await openRegular(path, { noFollow: true });
+      } catch (e) {
+        throw store.readError(e, desc, path);
+      }
+      // The stream owns the handle from here and closes it at the end or on an error.
+      yield* opened.fh.createReadStream({ highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
     }
     return verified(read(), desc, path);
   }
@@ -254,6 +256,17 @@ export class LayoutStore implements ContentStore {
     const probe = { mediaType: 'application/octet-stream', digest, size };
     const bytes = await this.fetchBytes(probe);
     return { mediaType: sniffManifestType(bytes, digest), digest, size };
+  }
+
+  // A blob that cannot be read as a regular file of the right size: absent, a symlink or a device, too big.
+  private readError(e: unknown, desc: Descriptor, path: string): unknown {
+    if (!(e instanceof MosError)) return e;
+    if (e.code === 'NOT_FOUND') return this.unknown(desc, e);
+    if (e.code !== 'INPUT_INVALID') return e;
+    if (/bytes, more than|grew past/.test(e.message)) {
+      return new MosError({ code: 'OCI_SIZE_MISMATCH', subject: path, message: `blob is larger than its descriptor's ${desc.size} bytes`, hint: 'run mosctl fsck', cause: e });
+    }
+    return new MosError({ code: 'OCI_BLOB_CORRUPT', subject: path, message: `blob ${e.message}`, hint: 'blobs must be regular files inside the layout; run mosctl fsck', cause: e });
   }
 
   private unknown(desc: Descriptor, cause?: unknown): MosError {
