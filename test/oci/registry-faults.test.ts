@@ -369,3 +369,29 @@ t.test('a manifest without a mediaType field keeps the served media type when re
   t.strictSame(byDigest, { mediaType: OCI_MANIFEST, digest: d.digest, size: d.size });
   t.equal(fake.requests.filter((r) => r.path.includes('/manifests/')).length, 1, 'second resolve came from the cache');
 });
+
+t.test('a registry that drips bytes is cut off by the minimum rate, and any request by its deadline (hostile input #4)', async (t) => {
+  const blob = randomBytes(10_000);
+  const timers = new Set<NodeJS.Timeout>();
+  t.teardown(() => timers.forEach((x) => clearInterval(x)));
+  const fake = await startFakeRegistry(t, {
+    hook: (_req, res, url) => {
+      if (url.pathname !== `/v2/mos/x/blobs/${digestOf(blob)}`) return false;
+      res.writeHead(200, { 'content-length': blob.length });
+      // One byte every 100 ms: never 0.4 s without data, so the stall timer alone would wait ~17 min.
+      let i = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || i >= blob.length) return void clearInterval(timer);
+        res.write(blob.subarray(i, ++i));
+      }, 100);
+      timers.add(timer);
+      return true;
+    },
+  });
+  // A hang guard, not a speed assertion: without the limits this test would never end.
+  const guard = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('hung: no limit was applied')), 20_000).unref())]);
+  const slow = openRepository({ host: fake.host, name: 'mos/x', ...FAST, minBytesPerSecond: 100, rateWindowMs: 1_000 });
+  await t.rejects(guard(collect(slow.fetchBlob(desc(blob)))), { code: 'REGISTRY_TIMEOUT', message: /B\/s over 1(\.\d)? s, below the minimum of 100 B\/s/ });
+  const late = openRepository({ host: fake.host, name: 'mos/x', ...FAST, minBytesPerSecond: 0, requestDeadlineMs: 1_500 });
+  await t.rejects(guard(collect(late.fetchBlob(desc(blob)))), { code: 'REGISTRY_TIMEOUT', message: /longer than the 1\.5 s deadline of one request/ });
+});

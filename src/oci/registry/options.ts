@@ -24,6 +24,16 @@ export interface RegistryOptions {
   readonly requestTimeoutMs?: number;
   /** Time without a body byte before a transfer is abandoned, ms; default 30 000. */
   readonly stallTimeoutMs?: number;
+  /**
+   * Slowest body transfer accepted, bytes/s, averaged over `rateWindowMs`: a registry that drips a byte
+   * every few seconds never trips the stall timer, but trips this. Default 1024 (a very slow edge link
+   * still moves far more); 0 turns it off.
+   */
+  readonly minBytesPerSecond?: number;
+  /** Window of the rate check, ms; default 60 000. */
+  readonly rateWindowMs?: number;
+  /** Longest one request may take, headers and body, ms; default 3 600 000 (1 h). */
+  readonly requestDeadlineMs?: number;
   /** Retries after a 5xx, 429 or connection reset (and resumes of one blob); default 3. */
   readonly retries?: number;
   /** First backoff delay, doubled per retry, ms; default 250. */
@@ -48,6 +58,9 @@ export interface ResolvedOptions {
   readonly concurrency: number;
   readonly requestTimeoutMs: number;
   readonly stallTimeoutMs: number;
+  readonly minBytesPerSecond: number;
+  readonly rateWindowMs: number;
+  readonly requestDeadlineMs: number;
   readonly retries: number;
   readonly retryBaseMs: number;
   readonly maxRetryAfterMs: number;
@@ -67,6 +80,9 @@ export function resolveOptions(o: RegistryOptions): ResolvedOptions {
     concurrency: Math.max(1, o.concurrency ?? 4),
     requestTimeoutMs: o.requestTimeoutMs ?? 30_000,
     stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
+    minBytesPerSecond: Math.max(0, o.minBytesPerSecond ?? 1024),
+    rateWindowMs: Math.max(1, o.rateWindowMs ?? 60_000),
+    requestDeadlineMs: Math.max(1, o.requestDeadlineMs ?? 3_600_000),
     retries: Math.max(0, o.retries ?? 3),
     retryBaseMs: o.retryBaseMs ?? 250,
     maxRetryAfterMs: o.maxRetryAfterMs ?? 60_000,

@@ -28,6 +28,8 @@ export interface Exchange {
   readonly res: Response;
   /** The final URL (after redirects). */
   readonly url: string;
+  /** When the request was sent (ms since the epoch): the request deadline counts from here. */
+  readonly startedAt: number;
   /** Starts the stall timer (no byte for `ms` aborts the transfer). */
   arm(ms: number): void;
   disarm(): void;
@@ -38,6 +40,11 @@ export interface Exchange {
 }
 
 class Stall extends Error {}
+
+/** Milliseconds as seconds with one decimal, for messages. */
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
+}
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Bound on redirect chains: a loop fails fast with REGISTRY_PROTOCOL. */
@@ -175,14 +182,31 @@ export class Transport {
     }
   }
 
-  /** Iterates a response body; no byte for `stallTimeoutMs` → REGISTRY_TIMEOUT. Raw network errors pass through. */
+  /**
+   * Iterates a response body. REGISTRY_TIMEOUT when no byte comes for `stallTimeoutMs`, when fewer than
+   * `minBytesPerSecond` arrive over a `rateWindowMs` window, or past `requestDeadlineMs` since the
+   * request was sent, each naming the limit hit. Raw network errors pass through.
+   */
   async *body(ex: Exchange, what: string): AsyncGenerator<Uint8Array> {
     const stream = ex.res.body;
     if (!stream) return;
     const reader = stream.getReader();
     let finished = false;
+    const { minBytesPerSecond, rateWindowMs, requestDeadlineMs } = this.opts;
+    let windowStart = Date.now();
+    let windowBytes = 0;
     try {
       for (;;) {
+        const now = Date.now();
+        if (now - ex.startedAt > requestDeadlineMs) throw this.limitHit(ex.url, what, `took longer than the ${seconds(requestDeadlineMs)} s deadline of one request`);
+        if (now - windowStart >= rateWindowMs) {
+          const rate = (windowBytes * 1000) / (now - windowStart);
+          if (minBytesPerSecond > 0 && rate < minBytesPerSecond) {
+            throw this.limitHit(ex.url, what, `${Math.round(rate)} B/s over ${seconds(now - windowStart)} s, below the minimum of ${minBytesPerSecond} B/s`);
+          }
+          windowStart = now;
+          windowBytes = 0;
+        }
         ex.arm(this.opts.stallTimeoutMs);
         let r: Awaited<ReturnType<typeof reader.read>>;
         try {
@@ -197,6 +221,7 @@ export class Transport {
           finished = true;
           return;
         }
+        windowBytes += r.value.byteLength;
         yield r.value;
       }
     } finally {
@@ -251,6 +276,7 @@ export class Transport {
       signal?.removeEventListener('abort', relay);
     };
     arm(this.opts.requestTimeoutMs);
+    const startedAt = Date.now();
     let res: Response;
     try {
       const fetchFn = (this.opts.fetch ?? (await defaultFetch())) as unknown as FetchFn;
@@ -267,6 +293,7 @@ export class Transport {
     return {
       res,
       url,
+      startedAt,
       arm,
       disarm: () => clearTimeout(timer),
       get stalled() {
@@ -309,6 +336,10 @@ export class Transport {
       this.warned.add(text);
       this.opts.log.warn(`registry ${this.host}: ${text}`);
     }
+  }
+
+  private limitHit(url: string, what: string, detail: string): MosError {
+    return new MosError({ code: 'REGISTRY_TIMEOUT', subject: redactUrl(url), message: `${what}: ${detail}`, hint: 'the registry or the network is too slow; try again later, or raise the limit' });
   }
 
   private timeout(url: string, what: string, detail: string): MosError {
