@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MosError, describeSystemError, isMosError, splitDigest, type Logger } from '../base/index.js';
-import { ensureDir, exec, writeFileAtomic } from '../host/index.js';
+import { MosError, isMosError, splitDigest, type Logger } from '../base/index.js';
+import { ensureDir, exec, openRegular, writeFileAtomic } from '../host/index.js';
 import { parseSquashfsSuperblock, verityHashOffset, SQUASHFS_SUPERBLOCK_SIZE } from '../squashfs/index.js';
 import type { PlannedLayer } from './plan.js';
 
@@ -24,9 +23,10 @@ export async function readBlobFacts(layer: PlannedLayer): Promise<BlobFacts> {
   const subject = `layer ${layer.digest}`;
   let fh;
   try {
-    fh = await open(layer.blob, 'r');
+    ({ fh } = await openRegular(layer.blob, { noFollow: true })); // a blob is a regular file of its layout
   } catch (e) {
-    throw new MosError({ code: 'OCI_BLOB_UNKNOWN', subject, message: `cannot open blob ${layer.blob}: ${describeSystemError(e)}`, cause: e });
+    if (isMosError(e, 'INPUT_INVALID')) throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: `blob ${layer.blob} ${e.message}`, hint: 'run mosctl fsck', cause: e });
+    throw new MosError({ code: 'OCI_BLOB_UNKNOWN', subject, message: `cannot open blob ${layer.blob}: ${e instanceof Error ? e.message : String(e)}`, cause: e });
   }
   try {
     const st = await fh.stat({ bigint: false });
@@ -79,7 +79,7 @@ export async function readMarkerBlobs(verifiedDir: string, names: readonly strin
 /**
  * Checks a layer blob before its first mount, unless a marker says this exact file (digest, root hash,
  * device, inode, size, mtime, ctime) already passed. With a root hash: `veritysetup verify` of the
- * Merkle tree (ATOMFS_VERITY_MISMATCH on failure); without: the blob's sha256 against its digest
+ * Merkle tree (ATOMFS_VERITY_MISMATCH on failure); always: the blob's sha256 against its digest
  * (OCI_BLOB_CORRUPT). Verity data without a root hash, or a root hash without data: ATOMFS_VERITY_MISSING.
  * Returns whether the check ran (false: the marker was current).
  */
@@ -116,14 +116,16 @@ export async function verifyLayer(
         cause: e,
       });
     }
-  } else {
-    opts.log.debug('verifying blob digest (no verity data)', { layer: layer.digest });
-    const { algorithm, hex } = splitDigest(layer.digest);
-    const hash = createHash(algorithm);
-    for await (const chunk of createReadStream(layer.blob, { signal: opts.signal })) hash.update(chunk as Buffer);
-    if (hash.digest('hex') !== hex) {
-      throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'remove it and pull the image again' });
-    }
+  }
+  // Always the sha256 too: verity covers the squashfs data, not every byte of the blob (its superblock's
+  // UUID and salt, the padding), and the store's promise is that a blob hashes to its name.
+  opts.log.debug('verifying blob digest', { layer: layer.digest });
+  const { algorithm, hex } = splitDigest(layer.digest);
+  const hash = createHash(algorithm);
+  const { fh } = await openRegular(layer.blob, { noFollow: true });
+  for await (const chunk of fh.createReadStream({ signal: opts.signal })) hash.update(chunk as Buffer);
+  if (hash.digest('hex') !== hex) {
+    throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'remove it and pull the image again (mosctl fsck lists the damage)' });
   }
   await ensureDir(opts.verifiedDir);
   await writeFileAtomic(path, want);

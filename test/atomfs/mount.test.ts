@@ -153,6 +153,18 @@ t.test('a flipped byte fails the check, names the layer, mounts nothing', { skip
   t.same(loopsBelow(env.root), []);
 });
 
+t.test('a byte changed where verity does not look (its superblock UUID) is still found before the first mount (hostile input #5)', { skip }, async (t) => {
+  const env = atomfsEnv(t);
+  const layer = buildLayer(env, { files: { 'a': 'payload\n' } });
+  // The verity superblock sits at the end of the squashfs data; its UUID is bytes 16-31 of it.
+  flipByte(layer.path, layer.squashfsSize + 20);
+  const dest = join(env.root, 'mnt', 'u');
+  const plan = planMount({ target: 'u', layers: [layer], dest, scratchDir: env.scratch, writable: false });
+  await t.rejects(mountImage(plan), { code: 'OCI_BLOB_CORRUPT', subject: `layer ${layer.digest}`, message: /does not hash to its digest/ });
+  t.same(mountsBelow(env.root), [], 'nothing mounted');
+  t.same(loopsBelow(env.root), []);
+});
+
 t.test('verity data and annotation must come together', { skip }, async (t) => {
   const env = atomfsEnv(t);
   const withData = buildLayer(env, { files: { 'a': '1\n' } });
