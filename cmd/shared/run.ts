@@ -41,7 +41,8 @@ export function makeProgram(name: string, description: string): Command {
     .addOption(new Option('--rfs <dir>', 'alias of --root').hideHelp())
     .option('--debug', 'verbose logs and error causes', false)
     .option('--json', 'machine-readable result on stdout, logs on stderr', false)
-    .showHelpAfterError()
+    // One line and a pointer, not the whole help page, after a usage error.
+    .showHelpAfterError(`hint: add --help to the command for its usage`)
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s) });
   return program;
@@ -91,8 +92,13 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
 
 function reportError(name: string, e: unknown, opts: { json: boolean; debug: boolean }): void {
   if (e instanceof CommanderError) {
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+    // --help and --version are answers; help shown because no command was given is a usage error.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) {
       process.exitCode = 0;
+      return;
+    }
+    if (e.code === 'commander.help') {
+      process.exitCode = exitCodeOf('USAGE');
       return;
     }
     const err = new MosError({ code: 'USAGE', message: e.message.replace(/^error: /, '') });
