@@ -1,11 +1,11 @@
 import { Option, type Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
-import { collect } from '../shared/flags.js';
+import { registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
 import { action, type CommandContext } from '../shared/run.js';
 import { group } from './group.js';
 import { build } from './load.js';
 
-interface PublishFlags {
+interface PublishFlags extends RegistryFlags {
   readonly repo?: string;
   readonly name?: string;
   readonly project?: string;
@@ -15,14 +15,11 @@ interface PublishFlags {
   readonly skipBootkit?: boolean;
   readonly skipBoot?: boolean;
   readonly created?: string;
-  readonly insecureRegistry: string[];
-  readonly registryCa: string[];
 }
 
 /** `mosb manifest publish`. */
 export function register(program: Command): void {
-  group(program, 'manifest', 'Validate and publish install manifests')
-    .command('publish')
+  registryOptions(group(program, 'manifest', 'Validate and publish install manifests').command('publish'))
     .description('compile manifest.yaml to install.json, pin and copy its images, sign it, and push the install artifact with its certificate and signature')
     .argument('<manifest.yaml>', 'the manifest to publish')
     .option('--repo <host:port|oci:DIR>', 'registry to publish to (images go to <repo>/mos:<hex>), or an OCI layout holding everything')
@@ -34,8 +31,6 @@ export function register(program: Command): void {
     .option('--skip-bootkit', 'accepted for mos compatibility: mosctl never adds hostfs or bootkit targets')
     .addOption(new Option('--skip-boot', 'alias of --skip-bootkit').hideHelp())
     .option('--created <rfc3339>', 'created annotation of the artifacts (default $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z)')
-    .option('--insecure-registry <host>', 'allow plain HTTP to this host[:port] (repeatable)', collect, [])
-    .option('--registry-ca <file>', 'extra PEM CA for registry TLS (repeatable)', collect, [])
     .action(action(runPublish));
 }
 
@@ -57,8 +52,7 @@ async function runPublish(ctx: CommandContext, file: string, flags: PublishFlags
     ...(flags.key !== undefined ? { key: flags.key } : {}),
     skipBootkit: flags.skipBootkit === true || flags.skipBoot === true,
     ...(created ? { created } : {}),
-    insecureHosts: flags.insecureRegistry,
-    caFiles: flags.registryCa,
+    ...registryAccess(flags),
     log: ctx.log,
     onProgress: ctx.onProgress,
   });

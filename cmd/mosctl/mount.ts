@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { MountTargetResult } from '../../src/machine/index.js';
-import { capathOf, capathOption, collect } from '../shared/flags.js';
+import { capathOf, capathOption, registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
 import { action, type CommandContext } from '../shared/run.js';
 import { machine } from './load.js';
 
@@ -46,17 +46,15 @@ export function mountText(r: MountTargetResult): string {
 
 /** `mosctl mount [--target T] [SOURCE]`. */
 export function register(program: Command): void {
-  mountOptions(
+  registryOptions(mountOptions(
     program
       .command('mount')
       .description("mount a target's filesystem from its verified layers: an installed target, or (live CD) one from a signed install manifest SOURCE")
       .argument('[source]', 'install manifest reference, on a machine with nothing installed (host/name:tag or oci:DIR:TAG)')
       .option('-t, --target <name>', 'target to mount (default: hostfs; with SOURCE: livecd, else hostfs)')
-      .option('--dest <dir>', 'mount point (default <root>/mnt/mos/<target>)')
-      .option('--insecure-registry <host>', 'with SOURCE: allow plain HTTP to this registry host (repeatable)', collect)
-      .option('--registry-ca <file>', 'with SOURCE: extra CA for registry TLS (repeatable)', collect),
-  ).action(
-    action(async (ctx, source: string | undefined, o: MountFlags & { insecureRegistry?: string[]; registryCa?: string[] }) => {
+      .option('--dest <dir>', 'mount point (default <root>/mnt/mos/<target>)'),
+  )).action(
+    action(async (ctx, source: string | undefined, o: MountFlags & RegistryFlags) => {
       const m = await machine();
       const target = o.target !== undefined ? { target: o.target } : {};
       const result =
@@ -66,8 +64,7 @@ export function register(program: Command): void {
               ...mountCommon(ctx, o),
               ...target,
               source,
-              ...(o.insecureRegistry ? { insecureHosts: o.insecureRegistry } : {}),
-              ...(o.registryCa ? { caFiles: o.registryCa } : {}),
+              ...registryAccess(o),
             });
       return { result, text: mountText(result) };
     }),

@@ -19,7 +19,7 @@ export function registryOptions(cmd: Command): Command {
   return cmd
     .option('--insecure-registry <host>', 'allow plain HTTP to this registry host[:port] (repeatable; loopback always allowed)', collect)
     .option('--registry-ca <file>', 'extra PEM CA certificate for registry TLS (repeatable)', collect)
-    .option('--authfile <file>', 'registry credentials (default $REGISTRY_AUTH_FILE, then ~/.docker/config.json)')
+    .option('--authfile <file>', 'registry credentials (default: $REGISTRY_AUTH_FILE, else the containers auth.json files, then ~/.docker/config.json)')
     .addOption(new Option('--auth-file <file>', 'alias of --authfile').hideHelp());
 }
 

@@ -1,7 +1,7 @@
 import { t } from 'tap';
 import { parseChallenges, resolvePlatform, fallbackTag, OCI_MANIFEST, OCI_INDEX } from '../../src/oci/index.js';
 import { nextLink, retryAfterMs } from '../../src/oci/registry/headers.js';
-import { credentialsFrom } from '../../src/oci/registry/credentials.js';
+import { credentialsFrom, defaultAuthFiles, searchCredentials } from '../../src/oci/registry/credentials.js';
 import { mergeScopes } from '../../src/oci/registry/auth.js';
 import { redactUrl, parseErrorBody } from '../../src/oci/registry/errors.js';
 import { withDigest, rechunk } from '../../src/oci/registry/upload.js';
@@ -79,4 +79,18 @@ t.test('resolvePlatform: first match, unknown media types skipped, clear error',
   t.equal(resolvePlatform(index.manifests, { os: 'linux', architecture: 'arm', variant: 'v7' }), index.manifests[2]);
   t.equal(resolvePlatform(index.manifests, { os: 'linux', architecture: 'arm' }), index.manifests[1]);
   t.throws(() => resolvePlatform(index.manifests, { os: 'windows', architecture: 'amd64' }, 'idx'), { code: 'OCI_MANIFEST_UNKNOWN', subject: 'idx', message: /windows\/amd64.*linux\/arm\/v6, linux\/arm\/v7, linux\/amd64\)/ });
+});
+
+t.test('auth files are searched like the container tools: REGISTRY_AUTH_FILE alone, else XDG runtime, XDG config, docker', async (t) => {
+  t.strictSame(defaultAuthFiles({ REGISTRY_AUTH_FILE: '/a.json', XDG_RUNTIME_DIR: '/run/user/0', HOME: '/root' }), ['/a.json']);
+  t.strictSame(defaultAuthFiles({ XDG_RUNTIME_DIR: '/run/user/0', HOME: '/root' }), ['/run/user/0/containers/auth.json', '/root/.config/containers/auth.json', '/root/.docker/config.json']);
+  t.strictSame(defaultAuthFiles({ XDG_CONFIG_HOME: '/cfg', HOME: '/h' }), ['/cfg/containers/auth.json', '/h/.docker/config.json']);
+  const dir = t.testdir({
+    'runtime.json': JSON.stringify({ auths: { 'reg.io': { auth: Buffer.from('skopeo:pw1').toString('base64') } } }),
+    'docker.json': JSON.stringify({ auths: { 'reg.io': { auth: Buffer.from('docker:pw2').toString('base64') }, 'other.io': { username: 'o', password: 'p' } } }),
+  });
+  const files = [`${dir}/missing.json`, `${dir}/runtime.json`, `${dir}/docker.json`];
+  t.strictSame(await searchCredentials(files, 'reg.io', 'x'), { username: 'skopeo', password: 'pw1' }, 'the first file with an entry wins');
+  t.strictSame(await searchCredentials(files, 'other.io', 'x'), { username: 'o', password: 'p' }, 'later files are searched for other hosts');
+  t.equal(await searchCredentials(files, 'none.io', 'x'), undefined);
 });

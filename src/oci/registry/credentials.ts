@@ -9,9 +9,29 @@ export interface Credentials {
   readonly password: string;
 }
 
-/** The auth file we read: `authFile`, else `$REGISTRY_AUTH_FILE`, else `~/.docker/config.json`. */
-export function defaultAuthFile(env: NodeJS.ProcessEnv = process.env): string {
-  return env.REGISTRY_AUTH_FILE || join(env.HOME || homedir(), '.docker', 'config.json');
+/**
+ * The auth files searched, in order, as the container tools do (containers-auth.json(5)):
+ * `$REGISTRY_AUTH_FILE` alone when set; else `$XDG_RUNTIME_DIR/containers/auth.json` (where
+ * `skopeo login` and `podman login` write), `$XDG_CONFIG_HOME/containers/auth.json` (default
+ * `~/.config`), then `~/.docker/config.json`. The first file with an entry for the registry wins.
+ */
+export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.REGISTRY_AUTH_FILE) return [env.REGISTRY_AUTH_FILE];
+  const home = env.HOME || homedir();
+  return [
+    ...(env.XDG_RUNTIME_DIR ? [join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json')] : []),
+    join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers', 'auth.json'),
+    join(home, '.docker', 'config.json'),
+  ];
+}
+
+/** Credentials for `host/name` from the first of `files` that has an entry (missing files are skipped). */
+export async function searchCredentials(files: readonly string[], host: string, name: string): Promise<Credentials | undefined> {
+  for (const file of files) {
+    const found = await loadCredentials(file, host, name);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Strips a scheme and a trailing `/v1/`-style path from an `auths` key (docker writes `https://index.docker.io/v1/`). */

@@ -3,7 +3,7 @@ import { isManifestType } from '../graph.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../media-types.js';
 import type { ContentStore, Descriptor, Platform, TransferOptions } from '../types.js';
 import { verified, verifyBytes } from '../verify.js';
-import { defaultAuthFile, loadCredentials, type Credentials } from './credentials.js';
+import { defaultAuthFiles, searchCredentials, type Credentials } from './credentials.js';
 import { isRetriableNetworkError, networkError, redactUrl, responseError } from './errors.js';
 import { mediaTypeOf } from './headers.js';
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from './options.js';
@@ -51,7 +51,7 @@ export class RegistryRepository implements ContentStore, RepositoryHandle {
     this.concurrency = opts.concurrency;
     const endpoint = host === 'docker.io' ? 'registry-1.docker.io' : host;
     let creds: Promise<Credentials | undefined> | undefined;
-    const credentials = () => (creds ??= opts.credentials ? Promise.resolve(opts.credentials) : loadCredentials(opts.authFile ?? defaultAuthFile(), host, name));
+    const credentials = () => (creds ??= opts.credentials ? Promise.resolve(opts.credentials) : searchCredentials(opts.authFile !== undefined ? [opts.authFile] : defaultAuthFiles(), host, name));
     this.transport = new Transport(endpoint, opts, credentials);
   }
 
