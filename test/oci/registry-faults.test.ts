@@ -395,3 +395,17 @@ t.test('a registry that drips bytes is cut off by the minimum rate, and any requ
   const late = openRepository({ host: fake.host, name: 'mos/x', ...FAST, minBytesPerSecond: 0, requestDeadlineMs: 1_500 });
   await t.rejects(guard(collect(late.fetchBlob(desc(blob)))), { code: 'REGISTRY_TIMEOUT', message: /longer than the 1\.5 s deadline of one request/ });
 });
+
+t.test("a registry on one of fetch's 'bad ports' (10080) is reached, as skopeo reaches it", async (t) => {
+  let fake: Awaited<ReturnType<typeof startFakeRegistry>>;
+  try {
+    fake = await startFakeRegistry(t, { port: 10080 });
+  } catch (e) {
+    t.comment(`skipped: port 10080 on 127.0.0.1 is taken here (${(e as Error).message})`);
+    return;
+  }
+  const blob = randomBytes(1000);
+  fake.putBlob(blob);
+  const repo = openRepository({ host: fake.host, name: 'mos/x', ...FAST });
+  t.strictSame(await collect(repo.fetchBlob(desc(blob))), blob);
+});

@@ -29,6 +29,8 @@ export interface FakeOptions {
   readonly bearer?: { readonly username: string; readonly password: string; readonly grant?: (scope: string) => string };
   /** Require Basic auth with these credentials. */
   readonly basic?: { readonly username: string; readonly password: string };
+  /** Listen on this port of 127.0.0.1 (default: a free one). */
+  readonly port?: number;
 }
 
 interface StoredManifest {
@@ -232,8 +234,8 @@ export async function startFakeRegistry(t: Test, opts: FakeOptions = {}): Promis
     json(res, 200, { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: list.slice(page * size, (page + 1) * size) }, { ...headers, 'content-type': 'application/vnd.oci.image.index.v1+json' });
   };
 
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  server.listen(opts.port ?? 0, '127.0.0.1');
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
   t.teardown(
     () =>
       new Promise<void>((r) => {

@@ -7,9 +7,55 @@ import type { ResolvedOptions } from './options.js';
 /** undici, loaded on the first registry request (about 70 ms of start-up that layout-only runs skip). */
 const undici = () => import('undici');
 
-/** undici's own fetch: the Agent below is guaranteed to fit it (Node's bundled undici may differ). */
+// Statuses whose responses carry no body (RFC 9110); the Response constructor refuses one for them.
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+
+// A pull-based web stream over a Node readable (Readable.toWeb on Node 20 can enqueue after a cancel).
+function webStream(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }): ReadableStream<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+      } catch (e) {
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      body.destroy(reason instanceof Error ? reason : undefined);
+    },
+  });
+}
+
+/**
+ * A `fetch` on undici's `request` API with the Agent below. Not WHATWG fetch itself: fetch refuses the
+ * "bad ports" of the Fetch standard (10080, 6000, 5060, ...), where skopeo and oras reach any registry.
+ * Redirects are never followed here (the transport follows and checks them itself).
+ */
 export async function defaultFetch(): Promise<typeof fetch> {
-  return (await undici()).fetch as unknown as typeof fetch;
+  const { request } = await undici();
+  const fetchLike = async (url: string, init: { method?: string; headers?: Record<string, string>; body?: Uint8Array; signal?: AbortSignal; dispatcher?: Dispatcher }): Promise<Response> => {
+    const r = await request(url, {
+      method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: init.headers ?? {},
+      body: init.body === undefined ? null : Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength),
+      ...(init.signal ? { signal: init.signal } : {}),
+      ...(init.dispatcher ? { dispatcher: init.dispatcher } : {}),
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(r.headers)) {
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) headers.append(k, one);
+    }
+    if (init.method === 'HEAD' || NULL_BODY_STATUSES.has(r.statusCode)) {
+      await r.body.dump();
+      return new Response(null, { status: r.statusCode, headers });
+    }
+    return new Response(webStream(r.body), { status: r.statusCode, headers });
+  };
+  return fetchLike as unknown as typeof fetch;
 }
 
 /** The Debian/Ubuntu system bundle, trusted with `caFiles` (Node's default store is Mozilla's). */
