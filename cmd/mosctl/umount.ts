@@ -8,10 +8,12 @@ export function register(program: Command): void {
   program
     .command('umount')
     .description('unmount a root mounted by mount or create-boot-fs, releasing its layers and writable dirs')
-    .requiredOption('--dest <dir>', 'mount point')
+    .option('--dest <dir>', 'mount point')
+    .option('-t, --target <name>', 'the target mounted by mount -t at its default place (<root>/mnt/mos/<target>)')
     .action(
-      action(async (ctx, o: { dest: string }) => {
-        const result = await (await machine()).umountTarget({ root: ctx.globals.root, dest: resolve(o.dest), log: ctx.log });
+      action(async (ctx, o: { dest?: string; target?: string }) => {
+        const where = { ...(o.dest !== undefined ? { dest: resolve(o.dest) } : {}), ...(o.target !== undefined ? { target: o.target } : {}) };
+        const result = await (await machine()).umountTarget({ root: ctx.globals.root, ...where, log: ctx.log });
         return { result, text: result.unmounted ? `unmounted ${result.dest}` : `nothing mounted at ${result.dest}` };
       }),
     );

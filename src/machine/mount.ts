@@ -1,4 +1,4 @@
-import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isTargetName, type Logger, type OnProgress } from '../base/index.js';
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest } from '../manifest/index.js';
@@ -81,11 +81,21 @@ export async function createBootFs(opts: Omit<MountTargetOptions, 'target'>): Pr
   return mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
 }
 
-/** Unmounts a root mounted by {@link mountTarget}, releasing unused layers and writable dirs. Idempotent. */
-export async function umountTarget(opts: { root: string; dest: string; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult> {
+/**
+ * Unmounts a root mounted by {@link mountTarget} at `dest`, or at the default place of `target`
+ * (`<root>/mnt/mos/<target>`, where `mount -t T` put it), releasing unused layers and writable dirs.
+ * Idempotent. USAGE when neither or both are given.
+ */
+export async function umountTarget(opts: { root: string; dest?: string; target?: string; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult> {
+  if ((opts.dest === undefined) === (opts.target === undefined)) {
+    throw new MosError({ code: 'USAGE', message: 'name the mount by --dest DIR or by -t TARGET (one of them)', hint: 'mosctl umount -t hostfs' });
+  }
+  if (opts.target !== undefined && !isTargetName(opts.target)) {
+    throw new MosError({ code: 'USAGE', subject: '-t', message: `${JSON.stringify(opts.target)} is not a target name` });
+  }
   const root = await realRoot(opts.root);
   return unmountImage({
-    dest: await realDest(opts.dest),
+    dest: await realDest(opts.dest ?? targetPaths(root, opts.target!).mountDest),
     scratchDir: systemPaths(root).scratch,
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

@@ -89,10 +89,12 @@ t.test('mosctl mount, create-boot-fs and umount on an installed system', { skip 
   t.equal(unknown.code, 6);
   t.match(unknown.stderr, /target nope: is not in the installed system/);
 
-  for (const dest of [boot, appDest]) {
-    const u = await r(['umount', '--dest', dest]);
-    t.equal(u.code, 0, u.stderr);
-  }
+  const u1 = await r(['umount', '--dest', boot]);
+  t.equal(u1.code, 0, u1.stderr);
+  const u2 = await r(['umount', '-t', 'app']); // where mount -t app put it
+  t.equal(u2.code, 0, u2.stderr);
+  t.equal(u2.stdout.trim(), `unmounted ${appDest}`);
+  t.equal((await r(['umount'])).code, 2, 'umount without --dest or -t is a usage error');
   t.equal((await r(['umount', '--dest', boot])).stdout.trim(), `nothing mounted at ${boot}`, 'umount is idempotent');
   t.same(mountsBelow(env.root), []);
   t.same(loopsBelow(env.root), []);
