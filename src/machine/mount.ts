@@ -141,8 +141,14 @@ export async function mountRemote(opts: MountRemoteOptions): Promise<MountTarget
       hint: `targets: ${targets.map((x) => x.service_name).join(', ')}; choose one with --target`,
     });
   }
-  await pullTargets({ root, targets: [target], fetched, ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-  const image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
+  // A dry run reads the image manifest and config from the source and writes nothing, not even the store.
+  let image;
+  if (opts.dryRun) {
+    image = await readTargetImage(fetched.imageSource(target.digest).store, target, systemPaths(root).store);
+  } else {
+    await pullTargets({ root, targets: [target], fetched, ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
+  }
   const dest = await realDest(opts.dest ?? targetPaths(root, target.service_name).mountDest);
   const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
   const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };

@@ -1,10 +1,10 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { MosError, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, type Digest, type Logger, type OnProgress } from '../base/index.js';
 import { mountImage, planMount, unmountImage, type LayerInput, type MountImageResult, type MountPlan } from '../atomfs/index.js';
 import { fileError, mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import type { ImageManifest, LayoutStore } from '../oci/index.js';
+import { LayoutStore, layoutBlobPath, type ContentSource, type ImageManifest } from '../oci/index.js';
 import { systemPaths } from './paths.js';
 import { checkSquashfsImage, targetDescriptor } from './store.js';
 
@@ -44,8 +44,13 @@ export interface TargetImage {
   readonly config: ImageRunConfig;
 }
 
-/** Reads a target's image from the store, checked against the signed digest and size. */
-export async function readTargetImage(store: LayoutStore, target: InstallTarget): Promise<TargetImage> {
+/**
+ * Reads a target's image, checked against the signed digest and size: from the store (a layout), or
+ * from any source with `storeDir` naming the layout its layers will be in (a dry run reads the remote
+ * manifest and config and writes nothing).
+ */
+export async function readTargetImage(store: LayoutStore | ContentSource, target: InstallTarget, storeDir?: string): Promise<TargetImage> {
+  const blobPath = (d: Digest) => (store instanceof LayoutStore ? store.blobPath(d) : layoutBlobPath(storeDir ?? '/', d));
   let bytes: Uint8Array;
   try {
     bytes = await store.fetchBytes(targetDescriptor(target));
@@ -60,7 +65,7 @@ export async function readTargetImage(store: LayoutStore, target: InstallTarget)
   }
   const manifest = checkSquashfsImage(bytes, target);
   const layers = manifest.layers.map((l) => ({
-    path: store.blobPath(l.digest),
+    path: blobPath(l.digest),
     digest: l.digest,
     mediaType: l.mediaType,
     ...(l.annotations ? { annotations: l.annotations } : {}),

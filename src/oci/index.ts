@@ -17,3 +17,4 @@ export type { PushBlobOptions } from './registry/upload.js';
 export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
 export { parseChallenges, type Challenge } from './registry/headers.js';
 export { openReference, type OpenedReference, type RegistryAccess } from './open-reference.js';
+export { blobPath as layoutBlobPath } from './layout/blobs.js';

@@ -62,6 +62,11 @@ t.test('system lifecycle', { skip }, async (t) => {
     placeCa(live, pki);
     const dest = join(live, 'newroot');
     t.teardown(() => umountTarget({ root: live, dest }).then(() => undefined));
+    const dry = await mountRemote({ root: live, source: src(v1), dest, readonly: true, dryRun: true });
+    t.equal(dry.dryRun, true);
+    t.match(dry.steps.join('\n'), /mount/, 'the plan is shown');
+    t.notOk(existsSync(join(live, 'atomfs-store')), 'a dry run downloads nothing into the store');
+    t.notOk(existsSync(join(live, 'scratch-writes')), 'and makes no scratch dirs');
     const ro = await mountRemote({ root: live, source: src(v1), dest, readonly: true });
     t.equal(ro.target, 'hostfs');
     t.ok(existsSync(join(dest, 'etc', 'os-release')));
