@@ -4,13 +4,14 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { configPaths, createConfigRepo, listHistory, readGeneration } from '../../src/config/index.js';
 import { needs } from '../support/env.js';
+import { childEnv } from '../support/cli.js';
 
 const worker = fileURLToPath(new URL('./commit-worker.ts', import.meta.url));
 const git = (dir: string, ...args: string[]) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const skip = needs({ programs: ['git', 'flock'] });
 
 function startWorker(t: Test, root: string, name: string, count: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, root, name, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', worker, root, name, String(count)], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

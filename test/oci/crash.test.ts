@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import { exec } from '../../src/host/index.js';
 import { fsck, openLayout } from '../../src/oci/index.js';
 import { copyImage } from '../../src/system/index.js';
-import { cliPath, runCli } from '../support/cli.js';
+import { childEnv, cliPath, runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { startRegistry } from '../support/registry.js';
 import { buildImage, pushImage } from './layout-fixture.js';
@@ -40,7 +40,7 @@ t.test(`${KILLS} SIGKILLs during a registry -> layout copy`, { skip: needs({ pro
   let killedMidway = 0;
   for (let i = 0; i < KILLS; i++) {
     await rm(store, { recursive: true, force: true });
-    const child = spawn(process.execPath, [cliPath('mosb'), '--json', 'image', 'copy', remote, dst], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath('mosb'), '--json', 'image', 'copy', remote, dst], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     const killer = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs, isRoot } from '../support/env.js';
-import { cliPath } from '../support/cli.js';
+import { childEnv, cliPath } from '../support/cli.js';
 import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { isMosError } from '../../src/base/index.js';
@@ -26,7 +26,7 @@ function seeded(seed: number): () => number {
 
 async function run(args: string[], killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath('mosctl'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath('mosctl'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
