@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { configPaths, createConfigRepo, listHistory, readGeneration } from '../../src/config/index.js';
 import { needs } from '../support/env.js';
-import { childEnv } from '../support/cli.js';
+import { childEnv, plainNode } from '../support/cli.js';
 import { testRandom } from '../support/random.js';
 
 const worker = fileURLToPath(new URL('./commit-worker.ts', import.meta.url));
@@ -14,7 +14,7 @@ const skip = needs({ programs: ['git', 'flock'] });
 const rnd = testRandom('config/concurrency');
 
 function startWorker(t: Test, root: string, name: string, count: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, root, name, String(count)], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+  const child = spawn(...plainNode(['--import', 'tsx', worker, root, name, String(count)]), { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { exec } from '../../src/host/index.js';
 import { fsck, openLayout } from '../../src/oci/index.js';
 import { copyImage } from '../../src/system/index.js';
-import { childEnv, cliPath } from '../support/cli.js';
+import { childEnv, cliPath, plainNode } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { inLanes, killCount, spreadKills } from '../support/kills.js';
 import { testRandom } from '../support/random.js';
@@ -41,7 +41,7 @@ t.test(`${KILLS} SIGKILLs during a registry -> layout copy`, { skip: needs({ pro
   // Spawns the copy into `store`; with `kill`, SIGKILLs it `delayMs` after the start of `phase`.
   const copyRun = (store: string, kill?: { phase: Phase; delayMs: number }, blobs = Infinity) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [cliPath('mosb'), '--json', 'image', 'copy', remote, `oci:${store}:${img.manifest.desc.digest}`], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
+    const child = spawn(...plainNode([cliPath('mosb'), '--json', 'image', 'copy', remote, `oci:${store}:${img.manifest.desc.digest}`]), { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     const killer = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };

@@ -6,9 +6,7 @@ const top = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
  * The environment for a child node process (a built CLI or a worker): ours minus what tap adds for
- * its own children. tap's NODE_OPTIONS imports its process-info/coverage hook into every node started
- * below a test and NODE_V8_COVERAGE makes V8 write a coverage file at exit; with them a CLI starts
- * 0.1-0.2 s slower and its run is reported as a tap subprocess. The child is a plain node on built JS.
+ * its own children (NODE_OPTIONS with its process-info/coverage hook, NODE_V8_COVERAGE, TAP_*).
  */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -17,6 +15,23 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     env[k] = v;
   }
   return { ...env, ...extra };
+}
+
+/**
+ * The command and arguments that start `node <args>` as a plain node, for spawn(). An env without
+ * NODE_OPTIONS is not enough: tap's process-info wraps child_process in the test process and puts
+ * its `--import` hook back into NODE_OPTIONS of every child, whatever env is passed. env(1) drops
+ * it after that. The hook (ESM loader hooks on every module, coverage kept at exit) more than
+ * doubles the CPU a CLI start-up takes (0.5 s -> 1.4 s for `mosctl status` here); the CLIs and
+ * workers are not part of the coverage report.
+ */
+export function plainNode(args: readonly string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, ...args]];
+}
+
+/** Like {@link plainNode} for any program that may start node itself (a shell script running the CLI). */
+export function withoutTapHook(file: string, args: readonly string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', file, ...args]];
 }
 
 /** Path of a built entry point; `npm test` builds first (pretest). */
@@ -39,7 +54,8 @@ export function runCli(
   opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(name), ...args], {
+    const [cmd, argv] = plainNode([cliPath(name), ...args]);
+    const child = spawn(cmd, argv, {
       env: childEnv(opts.env),
       cwd: opts.cwd ?? top,
       stdio: ['pipe', 'pipe', 'pipe'],

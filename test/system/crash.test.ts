@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs, isRoot } from '../support/env.js';
-import { childEnv, cliPath } from '../support/cli.js';
+import { childEnv, cliPath, plainNode } from '../support/cli.js';
 import { killCount, spreadKills, type KillPoint } from '../support/kills.js';
 import { testRandom } from '../support/random.js';
 import { mintPki } from '../support/pki.js';
@@ -43,7 +43,7 @@ interface Run {
 async function run(args: string[], kill?: { after: Phase; delayMs: number }): Promise<Run> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [cliPath('mosctl'), '--json', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
+    const child = spawn(...plainNode([cliPath('mosctl'), '--json', ...args]), { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     const steps: Run['steps'] = { start: 0 };
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
