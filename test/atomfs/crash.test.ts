@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { needs } from '../support/env.js';
+import { childEnv, plainNode } from '../support/cli.js';
 import { atomfsEnv, buildLayer, loopsBelow, mountsBelow, type AtomfsEnv } from '../support/squashfs-fixtures.js';
 import { cleanupStale, mountImage, planMount, unmountImage, type MountPlan } from '../../src/atomfs/index.js';
 
@@ -13,7 +14,7 @@ const child = fileURLToPath(new URL('./kill-child.ts', import.meta.url));
 
 // Runs kill-child.ts on `plan`, waits until it froze before the overlay step, and SIGKILLs it.
 async function killBeforeOverlay(t: Test, plan: MountPlan): Promise<void> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', child, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(...plainNode(['--import', 'tsx', child, JSON.stringify(plan)]), { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   });

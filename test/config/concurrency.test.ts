@@ -4,13 +4,17 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { configPaths, createConfigRepo, listHistory, readGeneration } from '../../src/config/index.js';
 import { needs } from '../support/env.js';
+import { childEnv, plainNode } from '../support/cli.js';
+import { testRandom } from '../support/random.js';
 
 const worker = fileURLToPath(new URL('./commit-worker.ts', import.meta.url));
 const git = (dir: string, ...args: string[]) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const skip = needs({ programs: ['git', 'flock'] });
+// Kill moments from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('config/concurrency');
 
 function startWorker(t: Test, root: string, name: string, count: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, root, name, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...plainNode(['--import', 'tsx', worker, root, name, String(count)]), { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -59,7 +63,7 @@ t.test('a writer killed at random moments leaves the old or the new commit curre
       const check = setInterval(() => {
         if (done >= 2 + round) {
           clearInterval(check);
-          setTimeout(resolve, Math.floor(Math.random() * 40));
+          setTimeout(resolve, rnd.int(0, 40));
         }
       }, 5);
     });

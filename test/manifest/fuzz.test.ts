@@ -2,6 +2,7 @@ import { t } from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MosError } from '../../src/base/index.js';
+import { TEST_SEED } from '../support/random.js';
 import { checkImportFile, checkInstallFile, checkManifestFile, parseSysManifest, serializeInstallFile, type InstallFile } from '../../src/manifest/index.js';
 
 // Deterministic PRNG (mulberry32) so a failing case can be reproduced from the printed seed.
@@ -16,7 +17,8 @@ function rng(seed: number): () => number {
   };
 }
 
-const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
+// FUZZ_SEED (older name) or MOSCTL_TEST_SEED replays a run; the seed is printed.
+const seed = Number(process.env.FUZZ_SEED ?? TEST_SEED);
 const CASES = Number(process.env.FUZZ_CASES ?? 12_000);
 const rand = rng(seed);
 const int = (n: number) => Math.floor(rand() * n);

@@ -1,10 +1,13 @@
 import { t, type Test } from 'tap';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { ProgressEvent } from '../../src/base/index.js';
 import { copy, fsck, openLayout, type ContentTarget, type Descriptor, type LayoutStore } from '../../src/oci/index.js';
 import { buildImage, buildIndex, pushImage } from './layout-fixture.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/copy');
 
 async function twoStores(t: Test): Promise<{ src: LayoutStore; dst: LayoutStore }> {
   const dir = t.testdir({});
@@ -34,7 +37,7 @@ t.test('layout -> layout: exact bytes, tag, progress; a second copy transfers no
 
 t.test('by digest, whole index, one platform, shared blobs copied once', async (t) => {
   const { src, dst } = await twoStores(t);
-  const shared = randomBytes(5000);
+  const shared = rnd.bytes(5000);
   const amd = buildImage({ label: 'amd64', layers: [shared, 100] });
   const arm = buildImage({ label: 'arm64', layers: [shared, 200] });
   await pushImage(src, amd);

@@ -1,6 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { sha256Digest } from '../../src/base/index.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST, type ContentTarget, type Descriptor } from '../../src/oci/index.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/layout-fixture');
 
 // Builders for test images, written through the ContentTarget interface (so any store can receive them).
 
@@ -31,7 +34,7 @@ export interface TestImage {
 /** Builds an image in memory: config naming `label`, layers as given. */
 export function buildImage(opts: { label?: string; layers: readonly (number | Uint8Array)[] }): TestImage {
   const config = content(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { t: opts.label ?? 'x' } }, rootfs: { type: 'layers', diff_ids: [] } }), OCI_CONFIG);
-  const layers = opts.layers.map((l) => content(typeof l === 'number' ? randomBytes(l) : l, OCI_LAYER_TAR));
+  const layers = opts.layers.map((l) => content(typeof l === 'number' ? rnd.bytes(l) : l, OCI_LAYER_TAR));
   const manifest = content(
     JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: config.desc, layers: layers.map((l) => l.desc) }),
     OCI_MANIFEST,

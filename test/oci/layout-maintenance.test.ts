@@ -1,12 +1,15 @@
 import { t } from 'tap';
 import { chmod, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { sha256Digest } from '../../src/base/index.js';
 import { fsck, gc, openLayout, OCI_LAYER_TAR } from '../../src/oci/index.js';
 import { markReachable, planSweep } from '../../src/oci/maintenance-plan.js';
 import { buildImage, buildIndex, content, pushImage, stream } from './layout-fixture.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/layout-maintenance');
 
 /** A pid that surely is not running: a child that already exited. */
 function deadPid(): number {
@@ -46,7 +49,7 @@ t.test('fsck: corrupt, missing, dangling, strays of dead writers cleaned, live o
   const clean = await fsck(store);
   t.same({ ...clean, bytes: 0 }, { ok: true, blobs: 4, bytes: 0, missing: [], corrupt: [], dangling: [], strays: [], unknownFiles: [], problems: [] });
 
-  const extra = content(randomBytes(100), OCI_LAYER_TAR);
+  const extra = content(rnd.bytes(100), OCI_LAYER_TAR);
   await store.pushBlob(extra.desc, stream(extra.bytes));
   const layer0 = store.blobPath(img.layers[0]!.desc.digest);
   await chmod(layer0, 0o644);
@@ -79,7 +82,7 @@ t.test('fsck: corrupt, missing, dangling, strays of dead writers cleaned, live o
 
 t.test('gc: keeps roots and their graphs, untags the rest, dry run changes nothing', async (t) => {
   const store = await openLayout(t.testdir(), { create: true });
-  const shared = randomBytes(3000);
+  const shared = rnd.bytes(3000);
   const keep = buildImage({ label: 'keep', layers: [shared, 1000] });
   const drop = buildImage({ label: 'drop', layers: [shared, 2000] });
   const amd = buildImage({ label: 'amd', layers: [500] });
@@ -88,7 +91,7 @@ t.test('gc: keeps roots and their graphs, untags the rest, dry run changes nothi
   await pushImage(store, amd);
   const idx = buildIndex([amd.manifest.desc]);
   await store.pushManifest(idx.desc, idx.bytes, { tag: 'multi' });
-  const orphan = content(randomBytes(700), OCI_LAYER_TAR);
+  const orphan = content(rnd.bytes(700), OCI_LAYER_TAR);
   await store.pushBlob(orphan.desc, stream(orphan.bytes));
   const before = await readFile(join(store.dir, 'index.json'));
 

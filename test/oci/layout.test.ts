@@ -1,10 +1,13 @@
 import { t } from 'tap';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { sha256Digest } from '../../src/base/index.js';
 import { ANNOTATION_REF_NAME, OCI_LAYER_TAR, openLayout } from '../../src/oci/index.js';
 import { buildImage, buildIndex, content, pushImage, stream } from './layout-fixture.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/layout');
 
 async function listDir(dir: string): Promise<string[]> {
   return (await readdir(dir)).sort();
@@ -51,7 +54,7 @@ t.test('create: oci-layout, index.json, blobs/sha256; reopen; refuse missing and
 
 t.test('blobs: verified while streaming, 0444, never a partial file under a digest name', async (t) => {
   const store = await openLayout(t.testdir(), { create: true });
-  const good = content(randomBytes(300_000), OCI_LAYER_TAR);
+  const good = content(rnd.bytes(300_000), OCI_LAYER_TAR);
   await store.pushBlob(good.desc, stream(good.bytes));
   const path = store.blobPath(good.desc.digest);
   t.equal((await stat(path)).mode & 0o777, 0o444);
@@ -65,12 +68,12 @@ t.test('blobs: verified while streaming, 0444, never a partial file under a dige
 
   const wrongDigest = { ...good.desc, digest: sha256Digest('other') };
   await t.rejects(store.pushBlob(wrongDigest, stream(good.bytes)), { code: 'OCI_DIGEST_MISMATCH' });
-  const tooLong = { ...content(randomBytes(10), OCI_LAYER_TAR).desc, size: 5 };
-  await t.rejects(store.pushBlob(tooLong, stream(randomBytes(10))), { code: 'OCI_SIZE_MISMATCH' });
-  const short = content(randomBytes(1000), OCI_LAYER_TAR);
+  const tooLong = { ...content(rnd.bytes(10), OCI_LAYER_TAR).desc, size: 5 };
+  await t.rejects(store.pushBlob(tooLong, stream(rnd.bytes(10))), { code: 'OCI_SIZE_MISMATCH' });
+  const short = content(rnd.bytes(1000), OCI_LAYER_TAR);
   await t.rejects(store.pushBlob(short.desc, stream(short.bytes.subarray(0, 999))), { code: 'OCI_SIZE_MISMATCH' });
   // A source failing half way (network reset) leaves nothing behind either.
-  const broken = content(randomBytes(2000), OCI_LAYER_TAR);
+  const broken = content(rnd.bytes(2000), OCI_LAYER_TAR);
   await t.rejects(
     store.pushBlob(broken.desc, (async function* () {
       yield broken.bytes.subarray(0, 1000);

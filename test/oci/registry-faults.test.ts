@@ -1,11 +1,14 @@
 import { t } from 'tap';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { openRepository, OCI_MANIFEST, OCI_CONFIG, OCI_EMPTY, EMPTY_JSON_DIGEST, type Descriptor, type RegistryOptions } from '../../src/oci/index.js';
 import { startFakeRegistry } from '../support/fake-registry.js';
 import { digestOf } from '../support/registry.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/registry-faults');
 
 // Fast failure settings so every fault case is bounded to well under a second or two.
 const FAST: RegistryOptions = { retryBaseMs: 5, stallTimeoutMs: 400, requestTimeoutMs: 800 };
@@ -47,7 +50,7 @@ t.test('Bearer auth: token realm, insufficient_scope answered with a new token, 
   // The first token is granted pull only, whatever was asked: the push must recover via insufficient_scope.
   const fake = await startFakeRegistry(t, { bearer: { username: 'u', password: 'p', grant: (s) => (calls++ === 0 ? s.replace(/:[^:]*$/, ':pull') : s) } });
   const repo = openRepository({ host: fake.host, name: 'mos/x', credentials: { username: 'u', password: 'p' }, ...FAST });
-  const blob = randomBytes(300);
+  const blob = rnd.bytes(300);
   await repo.pushBlob(desc(blob), once1(blob));
   t.ok(fake.blobs.has(digestOf(blob)), 'pushed after the scope was widened');
   t.ok(fake.requests.filter((r) => r.path.startsWith('/token')).length >= 2, 'a second token was fetched');
@@ -94,8 +97,8 @@ t.test('an oversized token response is refused while it streams, not after', asy
 });
 
 t.test('wrong digest served: OCI_DIGEST_MISMATCH (content and header)', async (t) => {
-  const good = randomBytes(5000);
-  const evil = randomBytes(5000);
+  const good = rnd.bytes(5000);
+  const evil = rnd.bytes(5000);
   const fake = await startFakeRegistry(t, {
     hook: (_req, res, url) => {
       if (url.pathname === `/v2/mos/x/blobs/${digestOf(good)}`) {
@@ -119,7 +122,7 @@ t.test('wrong digest served: OCI_DIGEST_MISMATCH (content and header)', async (t
 });
 
 t.test('truncated body: a clear size error, nothing returned as complete', async (t) => {
-  const blob = randomBytes(10_000);
+  const blob = rnd.bytes(10_000);
   const fake = await startFakeRegistry(t, {
     hook: (_req, res, url) => {
       if (url.pathname !== `/v2/mos/x/blobs/${digestOf(blob)}`) return false;
@@ -134,7 +137,7 @@ t.test('truncated body: a clear size error, nothing returned as complete', async
 });
 
 t.test('connection reset mid-blob: resumed with Range from the offset reached', async (t) => {
-  const blob = randomBytes(3 * 1024 * 1024);
+  const blob = rnd.bytes(3 * 1024 * 1024);
   let cut = 0;
   const fake = await startFakeRegistry(t, {
     hook: async (req, res, url) => {
@@ -247,7 +250,7 @@ t.test('redirect loop: bounded, REGISTRY_PROTOCOL', async (t) => {
 });
 
 t.test('redirect to another host: followed without Authorization', async (t) => {
-  const blob = randomBytes(2000);
+  const blob = rnd.bytes(2000);
   const seen: (string | undefined)[] = [];
   const storage = createServer((req, res) => {
     seen.push(req.headers.authorization);
@@ -274,7 +277,7 @@ t.test('redirect to another host: followed without Authorization', async (t) => 
 });
 
 t.test('stalled connection: REGISTRY_TIMEOUT after the stall timeout (body and headers)', async (t) => {
-  const blob = randomBytes(100_000);
+  const blob = rnd.bytes(100_000);
   const fake = await startFakeRegistry(t, {
     hook: (_req, res, url) => {
       if (url.pathname === `/v2/mos/x/blobs/${digestOf(blob)}`) {
@@ -326,15 +329,15 @@ t.test('plain HTTP to a non-loopback host is refused before any connection', asy
 t.test('uploads: Locations kept exactly (query included), chunked, cancelled on a bad stream', async (t) => {
   const fake = await startFakeRegistry(t);
   const repo = openRepository({ host: fake.host, name: 'mos/x', chunkSize: 1000, ...FAST });
-  const big = randomBytes(3500);
+  const big = rnd.bytes(3500);
   await repo.pushBlob(desc(big), (async function* () {
     for (let i = 0; i < big.length; i += 333) yield big.subarray(i, i + 333);
   })());
   t.strictSame(fake.blobs.get(digestOf(big)), big);
   t.strictSame(fake.requests.filter((r) => r.method === 'PATCH').map((r) => r.headers['content-range']), ['0-999', '1000-1999', '2000-2999', '3000-3499']);
   // content that does not match its descriptor: refused, upload cancelled, nothing stored
-  const claimed = randomBytes(2500);
-  await t.rejects(repo.pushBlob(desc(claimed), once1(randomBytes(2500))), { code: 'OCI_DIGEST_MISMATCH' });
+  const claimed = rnd.bytes(2500);
+  await t.rejects(repo.pushBlob(desc(claimed), once1(rnd.bytes(2500))), { code: 'OCI_DIGEST_MISMATCH' });
   t.notOk(fake.blobs.has(digestOf(claimed)));
   t.ok(fake.requests.some((r) => r.method === 'DELETE' && r.path.includes('/uploads/')), 'session cancelled');
   await t.rejects(repo.pushBlob(desc(claimed), once1(claimed.subarray(0, 100))), { code: 'OCI_SIZE_MISMATCH' });
@@ -371,7 +374,7 @@ t.test('a manifest without a mediaType field keeps the served media type when re
 });
 
 t.test('a registry that drips bytes is cut off by the minimum rate, and any request by its deadline (hostile input #4)', async (t) => {
-  const blob = randomBytes(10_000);
+  const blob = rnd.bytes(10_000);
   const timers = new Set<NodeJS.Timeout>();
   t.teardown(() => timers.forEach((x) => clearInterval(x)));
   const fake = await startFakeRegistry(t, {
@@ -404,7 +407,7 @@ t.test("a registry on one of fetch's 'bad ports' (10080) is reached, as skopeo r
     t.comment(`skipped: port 10080 on 127.0.0.1 is taken here (${(e as Error).message})`);
     return;
   }
-  const blob = randomBytes(1000);
+  const blob = rnd.bytes(1000);
   fake.putBlob(blob);
   const repo = openRepository({ host: fake.host, name: 'mos/x', ...FAST });
   t.strictSame(await collect(repo.fetchBlob(desc(blob))), blob);

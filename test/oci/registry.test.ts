@@ -1,11 +1,14 @@
 import { t } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openRepository, OCI_MANIFEST, OCI_INDEX, OCI_CONFIG, OCI_LAYER_TAR, OCI_EMPTY, EMPTY_JSON_DIGEST, fallbackTag, type RegistryRepository, type Descriptor, type RegistryOptions } from '../../src/oci/index.js';
 import { needs } from '../support/env.js';
 import { startRegistry, digestOf } from '../support/registry.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('oci/registry');
 
 const skip = needs({ programs: ['docker-registry', 'openssl', 'htpasswd'] });
 
@@ -41,8 +44,8 @@ async function pushImage(repo: RegistryRepository, layers: Uint8Array[], tag?: s
 t.test('plain docker-registry: push, pull, exists, tags, mount, index', { skip }, async (t) => {
   const reg = await startRegistry(t);
   const repo = openRepository({ host: reg.host, name: 'mos/test', chunkSize: 64 * 1024 });
-  const small = randomBytes(1000);
-  const large = randomBytes(200 * 1024 + 17); // chunked: 4 PATCHes of 64 KiB
+  const small = rnd.bytes(1000);
+  const large = rnd.bytes(200 * 1024 + 17); // chunked: 4 PATCHes of 64 KiB
   const img = await pushImage(repo, [small, large], 'v1');
 
   t.strictSame(await repo.resolve('v1'), img.desc, 'tag resolves to the pushed manifest');
@@ -51,14 +54,14 @@ t.test('plain docker-registry: push, pull, exists, tags, mount, index', { skip }
   t.strictSame(Buffer.from(await repo.fetchBytes(img.config)).length, img.config.size);
   t.ok(repo.stats.blobBytesFetched >= large.length, 'blob bytes are counted');
   t.equal(await repo.exists(img.layers[0]!), true);
-  t.equal(await repo.exists(blobDesc(randomBytes(10))), false);
+  t.equal(await repo.exists(blobDesc(rnd.bytes(10))), false);
   t.equal(await repo.exists(img.desc), true);
 
   await repo.tag(img.desc, 'v2');
   t.strictSame((await repo.listTags()).sort(), ['v1', 'v2']);
 
   await t.rejects(repo.resolve('nope'), { code: 'OCI_TAG_UNKNOWN', subject: new RegExp(`^http://${reg.host}/v2/mos/test/manifests/nope$`) });
-  await t.rejects(collect(repo.fetchBlob(blobDesc(randomBytes(5)))), { code: 'OCI_BLOB_UNKNOWN' });
+  await t.rejects(collect(repo.fetchBlob(blobDesc(rnd.bytes(5)))), { code: 'OCI_BLOB_UNKNOWN' });
   await t.rejects(collect(repo.fetchBlob({ ...img.layers[0]!, size: small.length - 1 })), { code: 'OCI_SIZE_MISMATCH' }, 'a wrong size in the descriptor is caught while streaming');
 
   // cross-repository mount: the blob appears in the other repo without being read from our stream
@@ -69,7 +72,7 @@ t.test('plain docker-registry: push, pull, exists, tags, mount, index', { skip }
   t.equal(await other.exists(img.layers[1]!), true);
 
   // an index: the host platform (amd64 here) is picked, an unknown one is refused naming what exists
-  const arm = await pushImage(repo, [randomBytes(10)]);
+  const arm = await pushImage(repo, [rnd.bytes(10)]);
   const index = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: OCI_INDEX,
     manifests: [
@@ -92,7 +95,7 @@ t.test('skopeo interop: skopeo pushes, we read; we push, skopeo reads', { skip: 
   const reg = await startRegistry(t);
   // A tiny OCI layout written by hand, pushed by skopeo.
   const dir = t.testdir({});
-  const layer = randomBytes(3000);
+  const layer = rnd.bytes(3000);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(layer)] } }));
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: blobDesc(config, OCI_CONFIG), layers: [blobDesc(layer)] }));
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
@@ -107,7 +110,7 @@ t.test('skopeo interop: skopeo pushes, we read; we push, skopeo reads', { skip: 
   t.equal(got.descriptor.digest, digestOf(manifest), 'same manifest digest as the layout');
   t.strictSame(await collect(repo.fetchBlob(blobDesc(layer))), layer);
 
-  const mine = await pushImage(openRepository({ host: reg.host, name: 'mos/ours' }), [randomBytes(500)], 'v1');
+  const mine = await pushImage(openRepository({ host: reg.host, name: 'mos/ours' }), [rnd.bytes(500)], 'v1');
   const raw = spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/mos/ours:v1`]);
   t.equal(raw.status, 0, raw.stderr.toString());
   t.strictSame(raw.stdout, mine.bytes, 'skopeo reads our exact manifest bytes');
@@ -119,7 +122,7 @@ t.test('skopeo interop: skopeo pushes, we read; we push, skopeo reads', { skip: 
 t.test('artifacts with a subject: fallback tag index maintained, referrers() finds them', { skip }, async (t) => {
   const reg = await startRegistry(t);
   const repo = openRepository({ host: reg.host, name: 'machine/install' });
-  const img = await pushImage(repo, [randomBytes(100)], 'v1');
+  const img = await pushImage(repo, [rnd.bytes(100)], 'v1');
   t.strictSame(await repo.referrers(img.desc), [], 'none yet (no fallback tag: empty list)');
   await repo.pushBlob({ mediaType: OCI_EMPTY, digest: EMPTY_JSON_DIGEST, size: 2 }, once(Buffer.from('{}')));
   const artifact = async (type: string, note: string) => {
@@ -158,7 +161,7 @@ t.test('htpasswd Basic auth: auth file credentials, wrong ones refused without l
     return f;
   };
   const ok = openRepository({ host: reg.host, name: 'mos/basic', authFile: authFile('mosuser', 's3cret') });
-  const img = await pushImage(ok, [randomBytes(64)], 'v1');
+  const img = await pushImage(ok, [rnd.bytes(64)], 'v1');
   t.equal((await ok.resolve('v1')).digest, img.desc.digest);
   // username/password form, and $REGISTRY_AUTH_FILE
   const f2 = join(dir, 'containers-auth.json');
@@ -181,7 +184,7 @@ t.test('htpasswd Basic auth: auth file credentials, wrong ones refused without l
 t.test('TLS from a test CA: trusted with caFiles, REGISTRY_TLS without', { skip }, async (t) => {
   const reg = await startRegistry(t, { tls: true });
   const repo = openRepository({ host: reg.host, name: 'mos/tls', caFiles: [reg.caFile!] });
-  const img = await pushImage(repo, [randomBytes(64)], 'v1');
+  const img = await pushImage(repo, [rnd.bytes(64)], 'v1');
   t.equal((await repo.resolve('v1')).digest, img.desc.digest);
   await t.rejects(openRepository({ host: reg.host, name: 'mos/tls' }).resolve('v1'), { code: 'REGISTRY_TLS', subject: `https://${reg.host}/v2/`, hint: /--registry-ca/ });
   const notPem = join(t.testdir({ 'x.pem': 'hello' }), 'x.pem');
@@ -192,7 +195,7 @@ t.test('token auth (2.8.2 + test token server): scopes asked, tokens cached and 
   const reg = await startRegistry(t, { auth: 'token' });
   const opts: RegistryOptions = { credentials: { username: 'bob', password: 'pw' } };
   const repo = openRepository({ host: reg.host, name: 'mos/tok', ...opts });
-  const img = await pushImage(repo, [randomBytes(64), randomBytes(64)], 'v1');
+  const img = await pushImage(repo, [rnd.bytes(64), rnd.bytes(64)], 'v1');
   t.equal((await repo.resolve('v1')).digest, img.desc.digest);
   t.strictSame(await collect(repo.fetchBlob(img.layers[0]!)), await collect(repo.fetchBlob(img.layers[0]!)));
   const other = openRepository({ host: reg.host, name: 'mos/tok2', ...opts });

@@ -6,7 +6,7 @@ import { parseDestination, publish, type PublishOptions } from '../../src/build/
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { freePort, startRegistry } from '../support/registry.js';
-import { PROGRAMS, buildImages, catalog, curlJson, makeProject, manifestYaml } from './fixture.js';
+import { PROGRAMS, sharedImages, catalog, curlJson, sharedProject, manifestYaml } from './fixture.js';
 
 const skip = needs({ programs: [...PROGRAMS, 'htpasswd'] });
 const ZERO = `sha256:${'0'.repeat(64)}`;
@@ -30,7 +30,7 @@ t.test('parseDestination: --repo and --name', async (t) => {
 
 t.test('bad inputs: one clear error each, nothing pushed', { skip }, async (t) => {
   const dir = t.testdir({});
-  const [images, project, reg, other] = await Promise.all([buildImages(dir), makeProject(dir), startRegistry(t), mintPki(t, { leafKey: 'ec256' })]);
+  const [images, project, reg, other] = await Promise.all([sharedImages(), sharedProject(), startRegistry(t), mintPki(t, { leafKey: 'ec256' })]);
   const base: PublishOptions = { manifestFile: 'm.yaml', yaml: manifestYaml(images), repo: reg.host, name: 'machine/install:1.0.0', project: 'snakeoil:default', dataHome: project.dataHome };
   const cases: { name: string; opts: Partial<PublishOptions>; code: string; subject: string | RegExp; message?: RegExp }[] = [
     { name: 'invalid YAML', opts: { yaml: 'version: 1\nproduct: [\n' }, code: 'MANIFEST_INVALID', subject: 'm.yaml', message: /YAML/ },
@@ -60,7 +60,7 @@ t.test('bad inputs: one clear error each, nothing pushed', { skip }, async (t) =
 
 t.test('unreachable and unwritable registries fail clearly; a later publish is not tripped up', { skip }, async (t) => {
   const dir = t.testdir({});
-  const [images, project, reg] = await Promise.all([buildImages(dir), makeProject(dir), startRegistry(t, { auth: 'basic' })]);
+  const [images, project, reg] = await Promise.all([sharedImages(), sharedProject(), startRegistry(t, { auth: 'basic' })]);
   const base: PublishOptions = { manifestFile: 'm.yaml', yaml: manifestYaml(images), repo: reg.host, name: 'machine/install:1.0.0', project: 'snakeoil:default', dataHome: project.dataHome };
 
   const port = await freePort();
@@ -78,11 +78,10 @@ t.test('unreachable and unwritable registries fail clearly; a later publish is n
 });
 
 t.test('a push refused half-way leaves no install tag, and the retry completes', { skip }, async (t) => {
-  const dir = t.testdir({});
   let allowInstallPush = false;
   // Token auth: `mos` is always writable; the install repository only once allowed.
   const grant = (scope: { name: string; actions: string[] }) => (scope.name === 'mos' || allowInstallPush ? scope.actions : ['pull']);
-  const [images, project, reg] = await Promise.all([buildImages(dir), makeProject(dir), startRegistry(t, { auth: 'token', grant })]);
+  const [images, project, reg] = await Promise.all([sharedImages(), sharedProject(), startRegistry(t, { auth: 'token', grant })]);
   const opts: PublishOptions = { manifestFile: 'm.yaml', yaml: manifestYaml(images), repo: reg.host, name: 'machine/install:1.0.0', project: 'snakeoil:default', dataHome: project.dataHome };
 
   const err = await publish(opts).then(() => undefined, (e: unknown) => e);

@@ -1,4 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { t as root } from 'tap';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -37,6 +39,31 @@ export async function makeProject(dir: string): Promise<{ dataHome: string; path
   await createKeyset({ name: 'snakeoil', dataHome });
   const paths = await createProject({ keyset: 'snakeoil', project: 'default', dataHome });
   return { dataHome, paths };
+}
+
+let sharedDir: Promise<string> | undefined;
+let images: Promise<Images> | undefined;
+let project: Promise<{ dataHome: string; paths: ProjectPaths }> | undefined;
+
+// One temp dir per test file for what its tests only read, removed when the file's tests end.
+function fileDir(): Promise<string> {
+  sharedDir ??= mkdtemp(join(tmpdir(), 'mosctl-publish-')).then((d) => {
+    root.teardown(() => rm(d, { recursive: true, force: true }));
+    return d;
+  });
+  return sharedDir;
+}
+
+/** {@link buildImages} once per test file: publishing only reads the layout. */
+export function sharedImages(): Promise<Images> {
+  images ??= fileDir().then((d) => buildImages(join(d, 'img')));
+  return images;
+}
+
+/** {@link makeProject} once per test file (two RSA-3072 keys): publishing only reads the keys. */
+export function sharedProject(): Promise<{ dataHome: string; paths: ProjectPaths }> {
+  project ??= fileDir().then((d) => makeProject(join(d, 'project')));
+  return project;
 }
 
 /** manifest.yaml text for the two images (hostfs + an fs-only target), optionally with extra target lines. */

@@ -9,7 +9,7 @@ import { CERT_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, listReferrers } from '../.
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { startRegistry } from '../support/registry.js';
-import { PROGRAMS, buildImages, curl, curlJson, makeProject, manifestYaml, type Images } from './fixture.js';
+import { PROGRAMS, sharedImages, curl, curlJson, sharedProject, manifestYaml, type Images } from './fixture.js';
 
 const skip = needs({ programs: PROGRAMS });
 const EMPTY = { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 };
@@ -31,7 +31,7 @@ function openssl(args: string[]): string {
 
 t.test('publish to docker-registry, read back with curl, skopeo and openssl', { skip }, async (t) => {
   const dir = t.testdir({});
-  const [images, project, reg] = await Promise.all([buildImages(dir), makeProject(dir), startRegistry(t)]);
+  const [images, project, reg] = await Promise.all([sharedImages(), sharedProject(), startRegistry(t)]);
   const yaml = manifestYaml(images);
   const opts = { manifestFile: 'manifest.yaml', yaml, repo: reg.host, name: 'machine/install:1.0.0', project: 'snakeoil:default', dataHome: project.dataHome };
   const res = await publish(opts);
@@ -111,8 +111,7 @@ t.test('publish to docker-registry, read back with curl, skopeo and openssl', { 
 });
 
 t.test('ECDSA signer from --cert/--key: re-publishing reuses the signature', { skip }, async (t) => {
-  const dir = t.testdir({});
-  const [images, pki, reg] = await Promise.all([buildImages(dir), mintPki(t, { leafKey: 'ec256' }), startRegistry(t)]);
+  const [images, pki, reg] = await Promise.all([sharedImages(), mintPki(t, { leafKey: 'ec256' }), startRegistry(t)]);
   const opts = { manifestFile: 'm.yaml', yaml: manifestYaml(images), repo: `docker://${reg.host}`, name: 'ec/install:2', cert: pki.leafCert, key: pki.leafKey };
   const first: PublishResult = await publish(opts);
   const second = await publish(opts);
@@ -124,7 +123,7 @@ t.test('ECDSA signer from --cert/--key: re-publishing reuses the signature', { s
 
 t.test('publish to an oci: layout: one layout holds images, artifact and referrers', { skip }, async (t) => {
   const dir = t.testdir({});
-  const [images, project] = await Promise.all([buildImages(dir), makeProject(dir)]);
+  const [images, project] = await Promise.all([sharedImages(), sharedProject()]);
   const out = join(dir, 'published');
   const opts = { manifestFile: 'm.yaml', yaml: manifestYaml(images), repo: `oci:${out}`, name: 'machine/install:1.0.0', project: 'snakeoil:default', dataHome: project.dataHome };
   const res = await publish(opts);

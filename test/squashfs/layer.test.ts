@@ -3,11 +3,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import {
   buildSquashfsLayer, verifyVerity, verityParamsFor, pseudoWhiteoutLines, parseSquashfsSuperblock, SQUASHFS_ZSTD_MEDIA_TYPE, VERITY_BLOCK_SIZE,
 } from '../../src/squashfs/index.js';
 import { isRoot, needs } from '../support/env.js';
+import { testRandom } from '../support/random.js';
+
+// Test data from a seeded source: the seed is printed, MOSCTL_TEST_SEED replays it.
+const rnd = testRandom('squashfs/layer');
 
 const TOOLS = ['mksquashfs', 'unsquashfs', 'veritysetup'];
 
@@ -16,7 +19,7 @@ function makeTree(dir: string): void {
   writeFileSync(join(dir, 'etc/hostname'), 'layer-test\n');
   writeFileSync(join(dir, 'etc/sub/secret'), 'x'.repeat(10_000));
   chmodSync(join(dir, 'etc/sub/secret'), 0o640);
-  writeFileSync(join(dir, 'big'), randomBytes(300_000)); // incompressible: several data blocks
+  writeFileSync(join(dir, 'big'), rnd.bytes(300_000)); // incompressible: several data blocks
   symlinkSync('etc/hostname', join(dir, 'link'));
   linkSync(join(dir, 'etc/hostname'), join(dir, 'hard'));
   if (isRoot) chownSync(join(dir, 'etc/sub/secret'), 1234, 5678);

@@ -20,9 +20,10 @@ interface Made {
   opts: VerifySigstoreBundleOptions;
 }
 
-// A bundle the way a private-PKI signer makes one: openssl signature, openssl ts timestamp over it.
-async function make(t: Test, leafKey: KeyKind = 'ec256', leafExt?: string[], keySalt = ''): Promise<Made> {
-  const pki = await mintPki(t, { leafKey, keySalt, ...(leafExt ? { leafExt } : {}) });
+// A bundle the way a private-PKI signer makes one: a signature (openssl dgst with `via: 'openssl'`),
+// an openssl ts timestamp over it.
+async function make(t: Test, leafKey: KeyKind = 'ec256', leafExt?: string[], keySalt = '', via?: 'openssl'): Promise<Made> {
+  const pki = await mintPki(t, { leafKey, keySalt, ...(leafExt ? { leafExt } : {}), ...(via ? { via } : {}) });
   const tsa = await mintTsa(t);
   const file = join(pki.dir, 'install.json');
   await writeFile(file, INSTALL);
@@ -52,7 +53,7 @@ const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 t.test('certificate + private TSA timestamp verifies offline (EC and RSA leaves)', { skip }, async (t) => {
   for (const kind of ['ec256', 'rsa3072'] as const) {
-    const m = await make(t, kind);
+    const m = await make(t, kind, undefined, '', 'openssl');
     const info = verifySigstoreBundle(m.opts);
     t.equal(info.subject, 'O=mosctl tests, CN=release signer');
     t.equal(info.keyType, kind === 'ec256' ? 'ec' : 'rsa');

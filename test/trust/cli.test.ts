@@ -10,7 +10,7 @@ import { daysFromNow, mintPki } from '../support/pki.js';
 const skip = needs({ programs: ['openssl'] });
 
 t.test('mosctl verify: openssl-made chain accepted, each tampered variant rejected with exit 4 and a named check', { skip }, async (t) => {
-  const pki = await mintPki(t, { intermediate: true });
+  const pki = await mintPki(t, { intermediate: true, via: 'openssl' });
   const file = join(pki.dir, 'install.json');
   await writeFile(file, '{"version":1,"product":"cli","update_type":"complete","targets":[]}');
   const sig = await pki.sign(file);

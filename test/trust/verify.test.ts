@@ -1,6 +1,7 @@
 import { t, type Test } from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { exec } from '../../src/host/index.js';
 import { MAX_PEM_BYTES, parseCaBundle, signBytes, verifyInstallSignature, type TrustAnchors } from '../../src/trust/index.js';
@@ -22,7 +23,8 @@ async function fixture(t: Test, opts: PkiOptions = {}) {
 t.test('openssl-made keys, certs and signatures verify with ours', { skip }, async (t) => {
   const kinds: KeyKind[] = ['rsa3072', 'ec256', 'ec384', 'ed25519'];
   for (const leafKey of kinds) {
-    const f = await fixture(t, { leafKey });
+    const f = await fixture(t, { leafKey, via: 'openssl' });
+    t.equal(f.pki.via, 'openssl');
     const info = verifyInstallSignature({ data: INSTALL, signature: f.signature, certPem: f.certPem, anchors: f.anchors });
     t.equal(info.subject, 'O=mosctl tests, CN=release signer', `${leafKey}: subject`);
     t.same(info.san, ['email:release@example.test'], `${leafKey}: san`);
@@ -32,7 +34,7 @@ t.test('openssl-made keys, certs and signatures verify with ours', { skip }, asy
 });
 
 t.test('an intermediate after the leaf in the cert PEM completes the path; EC CA', { skip }, async (t) => {
-  const f = await fixture(t, { intermediate: true, caKey: 'ec384', leafKey: 'ec256' });
+  const f = await fixture(t, { intermediate: true, caKey: 'ec384', leafKey: 'ec256', via: 'openssl' });
   const info = verifyInstallSignature({ data: INSTALL, signature: f.signature, certPem: f.certPem, anchors: f.anchors });
   t.equal(info.chain.length, 3);
   t.match(info.chain[1], /intermediate/);
@@ -63,6 +65,56 @@ t.test('our signatures verify with openssl dgst, our keys and certs with openssl
     const v = await exec(['openssl', 'verify', '-CAfile', f.pki.caCert, '-purpose', 'any', f.pki.leafCert]);
     t.match(v.stdout, /OK/);
   }
+});
+
+// The in-process PKI (the default of mintPki) against `openssl ca` on the same keys, dates and
+// serials: RSA and Ed25519 certificates come out byte-identical, ECDSA ones (randomised signatures)
+// with an identical to-be-signed part. So a bad cert built in-process is the one openssl would make.
+const SAME_DATES = { start: new Date('2025-03-01T10:00:00Z'), end: new Date('2027-03-01T10:00:00Z') };
+const crossChecked: { name: string; pki: PkiOptions }[] = [
+  { name: 'defaults', pki: {} },
+  { name: 'intermediate, RSA-2048 leaf', pki: { intermediate: true, leafKey: 'rsa2048' } },
+  { name: 'EC P-384 CA, EC P-256 leaf, intermediate', pki: { intermediate: true, caKey: 'ec384', leafKey: 'ec256' } },
+  { name: 'Ed25519 leaf', pki: { leafKey: 'ed25519' } },
+  { name: 'RSA-1024 leaf', pki: { leafKey: 'rsa1024' } },
+  { name: 'SHA-1 signed leaf', pki: { leafMd: 'sha1' } },
+  { name: 'CA without subjectKeyIdentifier, cRLSign+digitalSignature', pki: { caExt: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,cRLSign,digitalSignature'] } },
+  { name: 'intermediate CA:FALSE without key identifiers', pki: { intermediate: true, intermediateExt: ['basicConstraints=CA:FALSE', 'keyUsage=digitalSignature'] } },
+  { name: 'unknown critical extensions', pki: { caExt: [...DEFAULT_CA_EXT, '1.3.6.1.4.1.55555.2=critical,DER:05:00'], leafExt: [...DEFAULT_LEAF_EXT, '1.3.6.1.4.1.55555.1=critical,ASN1:UTF8String:x'] } },
+  { name: 'EKU serverAuth, pathlen, dates past 2049', pki: { caExt: ['basicConstraints=critical,CA:TRUE,pathlen:1', 'keyUsage=critical,keyCertSign'], leafExt: DEFAULT_LEAF_EXT.map((l) => (l.startsWith('extendedKeyUsage') ? 'extendedKeyUsage=critical,serverAuth,timeStamping' : l)), caDates: { start: SAME_DATES.start, end: new Date('2061-01-01T00:00:00Z') } } },
+];
+
+/** The tbsCertificate element of a certificate's DER (the first element of the outer SEQUENCE). */
+function tbsOf(der: Buffer): Buffer {
+  const len = (at: number): [number, number] => {
+    const b = der[at + 1]!;
+    if (b < 0x80) return [b, at + 2];
+    let n = 0;
+    for (let i = 0; i < (b & 0x7f); i++) n = n * 256 + der[at + 2 + i]!;
+    return [n, at + 2 + (b & 0x7f)];
+  };
+  const [, inner] = len(0);
+  const [tbsLen, tbsBody] = len(inner);
+  return der.subarray(inner, tbsBody + tbsLen);
+}
+
+t.test('in-process certificates are the ones openssl ca makes from the same keys', { skip }, async (t) => {
+  for (const c of crossChecked) {
+    const opts: PkiOptions = { caDates: SAME_DATES, intermediateDates: SAME_DATES, leafDates: SAME_DATES, ...c.pki, keySalt: 'cross-check' };
+    const ours = await mintPki(t, opts);
+    const theirs = await mintPki(t, { ...opts, via: 'openssl' });
+    t.equal(ours.via, 'node', `${c.name}: built in-process`);
+    for (const k of ['caCert', 'intermediateCert', 'leafCert'] as const) {
+      if (!ours[k]) continue;
+      const a = await readFile(ours[k]!, 'utf8');
+      const b = await readFile(theirs[k]!, 'utf8');
+      // Every certificate here is signed by a CA key; ECDSA signatures differ run to run.
+      if (!(c.pki.caKey ?? 'rsa3072').startsWith('ec')) t.equal(a, b, `${c.name}: ${k} byte-identical`);
+      else t.same(tbsOf(new X509Certificate(a).raw), tbsOf(new X509Certificate(b).raw), `${c.name}: ${k} to-be-signed part identical`);
+    }
+  }
+  // What the in-process path does not build goes to openssl.
+  t.equal((await mintPki(t, { caExt: [...DEFAULT_CA_EXT, 'nameConstraints=critical,permitted;email:example.test'] })).via, 'openssl', 'nameConstraints: made by openssl');
 });
 
 const future = { start: daysFromNow(10), end: daysFromNow(400) };
