@@ -21,7 +21,7 @@ import { commitGeneration, lockConfig, readGeneration } from '../src/config/inde
 import { openLayout } from '../src/oci/index.js';
 import { buildImage, createKeyset, createProject, publish } from '../src/build/index.js';
 import { install, update } from '../src/machine/index.js';
-import { median, startBenchRegistry, timed } from './support.js';
+import { busyboxTree, median, startBenchRegistry, timed } from './support.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, generations: { type: 'string', default: '1000' } } });
 const RUNS = Number(values.runs);
@@ -39,16 +39,7 @@ try {
   const project = await createProject({ keyset: 'bench', project: 'rel', dataHome });
   const layout = join(work, 'images');
   const store = await openLayout(layout, { create: true });
-  const tree = (name: string, files: Record<string, string>) => {
-    const d = join(work, 'trees', name);
-    mkdirSync(join(d, 'bin'), { recursive: true });
-    copyFileSync('/bin/busybox', join(d, 'bin', 'busybox'));
-    for (const [p, c] of Object.entries(files)) {
-      mkdirSync(join(d, p, '..'), { recursive: true });
-      writeFileSync(join(d, p), c);
-    }
-    return d;
-  };
+  const tree = (name: string, files: Record<string, Buffer | string>) => busyboxTree(work, name, files);
   for (const v of ['1', '2']) await buildImage({ rootfs: tree(`hostfs-${v}`, { 'etc/os-release': `VERSION=${v}\n` }), dst: store, tag: `hostfs-${v}` });
   await buildImage({ rootfs: tree('data', { 'share/data.txt': 'data\n' }), dst: store, tag: 'data' });
   const release = async (v: string) => {

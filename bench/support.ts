@@ -1,6 +1,7 @@
 // Shared plumbing of the benchmarks: a docker-registry on 127.0.0.1, timing, medians.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -64,4 +65,19 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * A busybox root filesystem under `<work>/trees/<name>` with `files` added (path -> content), for
+ * building bench images. Returns its directory.
+ */
+export function busyboxTree(work: string, name: string, files: Readonly<Record<string, Buffer | string>>): string {
+  const d = join(work, 'trees', name);
+  mkdirSync(join(d, 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(d, 'bin', 'busybox'));
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(join(d, p, '..'), { recursive: true });
+    writeFileSync(join(d, p), c);
+  }
+  return d;
 }

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { openLayout, type LayoutStore } from '../src/oci/index.js';
 import { buildImage, createKeyset, createProject, publish } from '../src/build/index.js';
 import { install, update } from '../src/machine/index.js';
-import { median, startBenchRegistry, timed } from './support.js';
+import { busyboxTree, median, startBenchRegistry, timed } from './support.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const RUNS = Number(values.runs);
@@ -35,16 +35,7 @@ try {
   const store: LayoutStore = await openLayout(layout, { create: true });
 
   // Base tree: busybox plus 4 MiB of incompressible data, shared by every target image.
-  const tree = (name: string, files: Record<string, Buffer | string>) => {
-    const d = join(work, 'trees', name);
-    mkdirSync(join(d, 'bin'), { recursive: true });
-    copyFileSync('/bin/busybox', join(d, 'bin', 'busybox'));
-    for (const [p, c] of Object.entries(files)) {
-      mkdirSync(join(d, p, '..'), { recursive: true });
-      writeFileSync(join(d, p), c);
-    }
-    return d;
-  };
+  const tree = (name: string, files: Record<string, Buffer | string>) => busyboxTree(work, name, files);
   const baseFiles = { 'base/blob': randomBytes(4 << 20) };
   await buildImage({ rootfs: tree('base', baseFiles), dst: store, tag: 'base' });
   const base = { src: store, reference: 'base' };
