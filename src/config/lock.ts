@@ -1,3 +1,4 @@
+import type { Logger } from '../base/index.js';
 import { acquireLock, ensureDir, type FileLock } from '../host/index.js';
 import { configPaths } from './paths.js';
 
@@ -7,6 +8,8 @@ export interface LockConfigOptions {
   readonly wait?: boolean;
   /** With `wait`, give up after this many ms (default: wait forever). */
   readonly timeoutMs?: number;
+  /** With `wait`: says whom it waits for. */
+  readonly log?: Logger;
 }
 
 /**
@@ -17,5 +20,9 @@ export interface LockConfigOptions {
 export async function lockConfig(root: string, opts: LockConfigOptions = {}): Promise<FileLock> {
   const { configDir, lockPath } = configPaths(root);
   await ensureDir(configDir, 0o755);
-  return acquireLock(lockPath, { ...(opts.wait !== undefined ? { wait: opts.wait } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
+  return acquireLock(lockPath, {
+    ...(opts.wait !== undefined ? { wait: opts.wait } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
+  });
 }

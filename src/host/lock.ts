@@ -3,7 +3,7 @@ import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as FsExt from 'fs-ext';
-import { MosError, describeSystemError } from '../base/index.js';
+import { MosError, describeSystemError, type Logger } from '../base/index.js';
 
 /** A held exclusive lock; release is idempotent. `await using` releases it. */
 export interface FileLock {
@@ -21,6 +21,8 @@ export interface LockOptions {
   readonly busyCode?: 'CONFIG_LOCKED' | 'ATOMFS_BUSY';
   /** Stops waiting; the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /** With `wait`: told once, at info level, whom the lock waits for (default silent). */
+  readonly log?: Logger;
 }
 
 // Waiting polls a non-blocking flock: a blocking one would hold a threadpool thread (shared with all
@@ -69,6 +71,10 @@ async function lockOrWait(fh: FileHandle, path: string, opts: LockOptions): Prom
     if (tryLock(fh, path)) return;
     const left = deadline - Date.now();
     if (!opts.wait || left <= 0) throw await busyError(path, opts);
+    if (delay === FIRST_POLL_MS && opts.log) {
+      const holder = await lockHolder(path);
+      opts.log.info(`waiting for ${path}, locked by ${holder ? `pid ${holder.pid} (${holder.cmdline})` : 'another process'}`);
+    }
     await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : {}).catch((e: unknown) => {
       throw opts.signal?.aborted ? opts.signal.reason : e;
     });

@@ -73,7 +73,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   // The lock is taken only now: everything above wrote nothing under config/. Whoever wins the lock
   // first installs; the other finds the repository and stops with CONFIG_EXISTS.
   opts.onProgress?.({ kind: 'step', step: 'commit' });
-  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
+  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
   return {
     generation: 1,

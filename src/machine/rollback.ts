@@ -27,7 +27,7 @@ export interface RollbackResult {
  */
 export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
-  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
+  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const head = await currentGeneration({ root: opts.root }); // HEAD only: `to` is found walking down from it
   const to = opts.to ?? head.number - 1;
   if (!Number.isInteger(to) || to < 1 || to > head.number) {

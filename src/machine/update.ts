@@ -43,7 +43,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const log = opts.log ?? silentLogger;
   const now = opts.now ?? new Date();
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
-  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false });
+  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const anchors = await loadAnchors(opts.root, opts.capath);
   const head = await readGeneration({ root: opts.root });
   const current = await loadSystem(head, { verify: installVerifier(anchors, now) });

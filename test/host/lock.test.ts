@@ -73,3 +73,13 @@ t.test('an unusable lock path is HOST_IO naming it', async (t) => {
   const path = join(dir, 'file', 'manifest.lock'); // parent is a file: ENOTDIR
   await t.rejects(acquireLock(path), { code: 'HOST_IO', subject: path });
 });
+
+t.test('--wait says whom it waits for, once', async (t) => {
+  const path = join(t.testdir(), 'manifest.lock');
+  const holder = await holdWithFlock(t, path);
+  const said: string[] = [];
+  const log = { debug() {}, warn() {}, info: (m: string) => void said.push(m) };
+  await t.rejects(acquireLock(path, { wait: true, timeoutMs: 300, log }), { code: 'CONFIG_LOCKED' });
+  t.equal(said.length, 1, 'one line, not one per poll');
+  t.match(said[0], new RegExp(`^waiting for ${path.replace(/[.]/g, '\\.')}, locked by pid ${holder.pid} \\(sleep 30\\)$`));
+});
