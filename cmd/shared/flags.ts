@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { parse as parseShellWords } from 'shell-quote';
 import { MosError } from '../../src/base/index.js';
 
 /** Collects a repeatable option's values (commander `argParser`). */
@@ -58,9 +59,25 @@ export function generationNumber(s: string, name: string): number {
   return Number(s);
 }
 
-/** A command line from a flag: a JSON array of strings, or words split at spaces. */
+/**
+ * A command line from a flag: a JSON array of strings, or shell words (`/bin/sh -c "echo hi"` is three
+ * words; quotes and backslashes as in sh, `$VAR` kept literally). Shell operators (`|`, `;`, `>`, ...)
+ * are refused: the image runs no shell unless the command names one.
+ */
 export function argvOf(s: string, flag: string): string[] {
-  if (!s.trimStart().startsWith('[')) return s.split(/\s+/).filter((w) => w !== '');
+  if (!s.trimStart().startsWith('[')) {
+    const words = parseShellWords(s, (name) => `$${name}`);
+    const op = words.find((w) => typeof w !== 'string');
+    if (op !== undefined) {
+      throw new MosError({
+        code: 'INPUT_INVALID',
+        subject: flag,
+        message: `${JSON.stringify(s)} holds a shell operator (${JSON.stringify('op' in op ? op.op : op)}), not a plain command`,
+        hint: 'write a JSON array, e.g. \'["/bin/sh","-c","a | b"]\'',
+      });
+    }
+    return words as string[];
+  }
   let v: unknown;
   try {
     v = JSON.parse(s);
