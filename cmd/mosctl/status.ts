@@ -26,7 +26,8 @@ function statusText(s: LiveStatus): string {
   const out = [
     `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
     `product    ${s.product}`,
-    `update     ${s.update_type || 'partial'}`,
+    // The install manifests' update_type, worded so it cannot read as "an update completed".
+    `manifests  ${s.update_type === 'complete' ? 'complete (every target from one manifest)' : s.update_type === 'mixed' ? 'mixed (complete and partial updates)' : 'partial updates'}`,
     '',
     table(
       ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK', 'STATE'],
