@@ -6,7 +6,7 @@ import {
   type ImportFile, type Pin, type Source,
 } from '../manifest/index.js';
 import {
-  EMPTY_JSON_BYTES, copy, isIndexType, manifestLayers, openLayout, openRepository,
+  EMPTY_JSON_BYTES, copy, isIndexType, openLayout, parseImageManifest, openRepository,
   type ContentStore, type Descriptor, type TransferOptions,
 } from '../oci/index.js';
 import { MAX_SIGNATURE_BYTES } from '../trust/index.js';
@@ -252,7 +252,7 @@ async function openDestination(d: Destination, opts: PublishOptions, log: Logger
 }
 
 function layerOf(m: BuiltManifest): Descriptor {
-  return manifestLayers(m.bytes, m.descriptor.digest)[0]!;
+  return parseImageManifest(m.bytes, m.descriptor.digest).layers[0]!;
 }
 
 async function pushBlob(store: ContentStore, desc: Descriptor, bytes: Uint8Array, t: TransferOptions): Promise<void> {
@@ -285,7 +285,7 @@ async function reusableSignature(store: ContentStore, subject: Descriptor, certP
   const found = (await listReferrers(store, subject, SIGNATURE_ARTIFACT_TYPE)).slice(0, MAX_REUSE_CANDIDATES);
   for (const d of found) {
     try {
-      const layer = manifestLayers(await store.fetchBytes(d, t), d.digest)[0];
+      const layer = parseImageManifest(await store.fetchBytes(d, t), d.digest).layers[0];
       if (!layer || layer.size > MAX_SIGNATURE_BYTES) continue;
       if (signatureMatches(certPem, raw, await store.fetchBytes(layer, t))) return d.digest;
     } catch (e) {

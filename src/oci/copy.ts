@@ -1,5 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
-import { childrenOf, isIndexType, isManifestType, parseJsonObject } from './graph.js';
+import { parseJsonObject } from './documents.js';
+import { childrenOf, isIndexType, isManifestType } from './graph.js';
 import { resolvePlatform } from './platform.js';
 import type { ContentSource, ContentTarget, Descriptor, Platform, TransferOptions } from './types.js';
 

@@ -1,16 +1,48 @@
-import { MosError } from '../base/index.js';
-import { parseDescriptor, parseJsonObject } from './graph.js';
+import { MosError, isDigest } from '../base/index.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 
 // The one parser of image manifests and indexes: hostile bytes in, checked documents out. Every
 // descriptor is type-checked; unknown fields are kept (they are part of what was signed or digested).
 
-function annotationsOf(doc: Record<string, unknown>, subject: string): Readonly<Record<string, string>> | undefined {
-  const ann = doc['annotations'];
-  if (ann === undefined) return undefined;
+// Annotations, on a descriptor or a document: an object of strings.
+function checkAnnotations(ann: unknown, subject: string): void {
+  if (ann === undefined) return;
   if (ann === null || typeof ann !== 'object' || Array.isArray(ann)) throw invalid(subject, 'annotations is not an object');
   for (const [k, v] of Object.entries(ann)) if (typeof v !== 'string') throw invalid(subject, `annotations.${k} is not a string`);
-  return ann as Record<string, string>;
+}
+
+/**
+ * Validates one descriptor object (hostile input: every field type-checked) and returns it unchanged.
+ * Throws OCI_MANIFEST_INVALID naming `subject`.
+ */
+export function parseDescriptor(v: unknown, subject: string): Descriptor {
+  const bad = (message: string) => new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message });
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('descriptor is not an object');
+  const d = v as Record<string, unknown>;
+  if (typeof d['mediaType'] !== 'string' || d['mediaType'] === '') throw bad('mediaType is missing or not a string');
+  if (!isDigest(d['digest'])) throw bad(`digest ${JSON.stringify(d['digest'])} is not sha256:<64 hex> or sha512:<128 hex>`);
+  const size = d['size'];
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw bad(`size ${JSON.stringify(size)} is not a non-negative integer`);
+  checkAnnotations(d['annotations'], subject);
+  if (d['platform'] !== undefined) {
+    const p = d['platform'] as Record<string, unknown> | null;
+    if (p === null || typeof p !== 'object' || typeof p['architecture'] !== 'string' || typeof p['os'] !== 'string') {
+      throw bad('platform needs string architecture and os');
+    }
+  }
+  return d as unknown as Descriptor;
+}
+
+/** Parses JSON bytes of a manifest/index into an object, or throws OCI_MANIFEST_INVALID. */
+export function parseJsonObject(bytes: Uint8Array, subject: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (e) {
+    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: `not valid JSON: ${(e as Error).message}`, cause: e });
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'not a JSON object' });
+  return v as Record<string, unknown>;
 }
 
 function invalid(subject: string, message: string): MosError {
@@ -21,7 +53,7 @@ function common(doc: Record<string, unknown>, subject: string) {
   for (const key of ['mediaType', 'artifactType'] as const) {
     if (doc[key] !== undefined && typeof doc[key] !== 'string') throw invalid(subject, `${key} is not a string`);
   }
-  annotationsOf(doc, subject);
+  checkAnnotations(doc['annotations'], subject);
   if (doc['subject'] !== undefined) parseDescriptor(doc['subject'], `${subject}: subject`);
 }
 
@@ -48,9 +80,4 @@ export function parseImageIndex(bytes: Uint8Array, subject: string): ImageIndex 
   if (!Array.isArray(manifests)) throw invalid(subject, 'has no manifests array');
   manifests.forEach((m, i) => parseDescriptor(m, `${subject}: manifests[${i}]`));
   return doc as unknown as ImageIndex;
-}
-
-/** The layers of manifest bytes, checked (a shorthand for `parseImageManifest(...).layers`). */
-export function manifestLayers(bytes: Uint8Array, subject: string): readonly Descriptor[] {
-  return parseImageManifest(bytes, subject).layers;
 }

@@ -1,4 +1,5 @@
-import { MosError, isDigest } from '../base/index.js';
+import { MosError } from '../base/index.js';
+import { parseImageIndex, parseImageManifest, parseJsonObject } from './documents.js';
 import { DOCKER_MANIFEST, INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST } from './media-types.js';
 import type { Descriptor } from './types.js';
 
@@ -15,63 +16,17 @@ export function isIndexType(mediaType: string): boolean {
 }
 
 /**
- * Validates one descriptor object (hostile input: every field type-checked) and returns it unchanged.
- * Throws OCI_MANIFEST_INVALID naming `subject`.
- */
-export function parseDescriptor(v: unknown, subject: string): Descriptor {
-  const bad = (message: string) => new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message });
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('descriptor is not an object');
-  const d = v as Record<string, unknown>;
-  if (typeof d['mediaType'] !== 'string' || d['mediaType'] === '') throw bad('mediaType is missing or not a string');
-  if (!isDigest(d['digest'])) throw bad(`digest ${JSON.stringify(d['digest'])} is not sha256:<64 hex> or sha512:<128 hex>`);
-  const size = d['size'];
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw bad(`size ${JSON.stringify(size)} is not a non-negative integer`);
-  const ann = d['annotations'];
-  if (ann !== undefined) {
-    if (ann === null || typeof ann !== 'object' || Array.isArray(ann)) throw bad('annotations is not an object');
-    for (const [k, val] of Object.entries(ann)) if (typeof val !== 'string') throw bad(`annotations.${k} is not a string`);
-  }
-  if (d['platform'] !== undefined) {
-    const p = d['platform'] as Record<string, unknown> | null;
-    if (p === null || typeof p !== 'object' || typeof p['architecture'] !== 'string' || typeof p['os'] !== 'string') {
-      throw bad('platform needs string architecture and os');
-    }
-  }
-  return d as unknown as Descriptor;
-}
-
-/** Parses JSON bytes of a manifest/index into an object, or throws OCI_MANIFEST_INVALID. */
-export function parseJsonObject(bytes: Uint8Array, subject: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch (e) {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: `not valid JSON: ${(e as Error).message}`, cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'not a JSON object' });
-  return v as Record<string, unknown>;
-}
-
-/**
  * The children of a manifest or index, in copy order (config before layers); a plain blob has none.
  * `subject` is not a child: referrers point at their subject, they do not own it.
  */
 export function childrenOf(desc: Descriptor, bytes: Uint8Array): Descriptor[] {
   if (!isManifestType(desc.mediaType)) return [];
   const subject = desc.digest;
-  const doc = parseJsonObject(bytes, subject);
-  const declared = doc['mediaType'];
-  if (declared !== undefined && declared !== desc.mediaType) {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: `mediaType ${JSON.stringify(declared)} differs from the descriptor's ${desc.mediaType}` });
+  const doc = isIndexType(desc.mediaType) ? parseImageIndex(bytes, subject) : parseImageManifest(bytes, subject);
+  if (doc.mediaType !== undefined && doc.mediaType !== desc.mediaType) {
+    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: `mediaType ${JSON.stringify(doc.mediaType)} differs from the descriptor's ${desc.mediaType}` });
   }
-  if (isIndexType(desc.mediaType)) {
-    const list = doc['manifests'];
-    if (!Array.isArray(list)) throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'index has no manifests array' });
-    return list.map((m, i) => parseDescriptor(m, `${subject}: manifests[${i}]`));
-  }
-  const layers = doc['layers'];
-  if (!Array.isArray(layers)) throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message: 'manifest has no layers array' });
-  return [parseDescriptor(doc['config'], `${subject}: config`), ...layers.map((l, i) => parseDescriptor(l, `${subject}: layers[${i}]`))];
+  return 'manifests' in doc ? [...doc.manifests] : [doc.config, ...doc.layers];
 }
 
 /**

@@ -6,8 +6,8 @@ export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
-export { childrenOf, isIndexType, isManifestType, parseJsonObject } from './graph.js';
-export { parseImageManifest, parseImageIndex, manifestLayers } from './documents.js';
+export { childrenOf, isIndexType, isManifestType } from './graph.js';
+export { parseImageManifest, parseImageIndex, parseJsonObject } from './documents.js';
 export { hostPlatform, resolvePlatform, formatPlatform } from './platform.js';
 // registry half (references + distribution-spec client)
 export { openRepository, RegistryRepository, type RepositoryStats, type FetchedManifest } from './registry/repository.js';

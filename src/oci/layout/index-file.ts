@@ -1,5 +1,5 @@
 import { MAX_LAYOUT_TAG_LENGTH, MosError, isLayoutTag } from '../../base/index.js';
-import { parseDescriptor, parseJsonObject } from '../graph.js';
+import { parseDescriptor, parseJsonObject } from '../documents.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX } from '../media-types.js';
 import type { Descriptor } from '../types.js';
 

@@ -1,5 +1,5 @@
 import type { Digest } from '../../base/index.js';
-import { parseJsonObject } from '../graph.js';
+import { parseJsonObject } from '../documents.js';
 import type { Descriptor, TransferOptions } from '../types.js';
 import type { ResolvedOptions } from './options.js';
 import type { Transport } from './transport.js';

@@ -1,7 +1,7 @@
 import { MosError, isMosError, isTag, sha256Digest, type Digest } from '../../base/index.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX } from '../media-types.js';
 import { parseImageIndex } from '../documents.js';
-import { parseJsonObject } from '../graph.js';
+import { parseJsonObject } from '../documents.js';
 import type { Descriptor, ImageIndex, TransferOptions } from '../types.js';
 import { verified, verifyBytes } from '../verify.js';
 import { fallbackTag } from './referrers.js';
