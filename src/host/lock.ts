@@ -71,10 +71,7 @@ async function lockOrWait(fh: FileHandle, path: string, opts: LockOptions): Prom
     if (tryLock(fh, path)) return;
     const left = deadline - Date.now();
     if (!opts.wait || left <= 0) throw await busyError(path, opts);
-    if (delay === FIRST_POLL_MS && opts.log) {
-      const holder = await lockHolder(path);
-      opts.log.info(`waiting for ${path}, locked by ${holder ? `pid ${holder.pid} (${holder.cmdline})` : 'another process'}`);
-    }
+    if (delay === FIRST_POLL_MS && opts.log) opts.log.info(`waiting for ${path}, locked by ${await describeHolder(path)}`);
     await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : {}).catch((e: unknown) => {
       throw opts.signal?.aborted ? opts.signal.reason : e;
     });
@@ -96,12 +93,17 @@ function tryLock(fh: FileHandle, path: string): boolean {
   }
 }
 
-async function busyError(path: string, opts: LockOptions): Promise<MosError> {
+// `pid N (command line)` of the holder, for messages.
+async function describeHolder(path: string): Promise<string> {
   const holder = await lockHolder(path);
+  return holder ? `pid ${holder.pid} (${holder.cmdline})` : 'another process';
+}
+
+async function busyError(path: string, opts: LockOptions): Promise<MosError> {
   return new MosError({
     code: opts.busyCode ?? 'CONFIG_LOCKED',
     subject: path,
-    message: holder ? `locked by pid ${holder.pid} (${holder.cmdline})` : 'locked by another process',
+    message: `locked by ${await describeHolder(path)}`,
     hint: opts.wait ? 'the lock stayed busy until the timeout' : 'wait for it to finish, or pass --wait',
   });
 }

@@ -60,14 +60,12 @@ export async function fsck(store: LayoutStore, opts: FsckOptions = {}): Promise<
   await forEachLimited([...present.values()], opts.concurrency ?? 2, async (f) => {
     if (f.regular && !(await hashesToName(f))) corrupt.add(f.digest!);
   });
+  const problems: string[] = [...indexProblems, ...[...corrupt].map((d) => `${d}: content does not hash to its name`)];
   // A symlink (or device) under blobs/ could point outside the layout and change after any check.
-  const irregular = files.filter((f) => !f.regular);
-  for (const f of irregular) if (f.digest !== undefined) corrupt.add(f.digest);
-  const problems: string[] = [
-    ...indexProblems,
-    ...irregular.map((f) => `${f.path}: is not a regular file (a symlink or device under blobs/)`),
-    ...[...corrupt].filter((d) => !irregular.some((f) => f.digest === d)).map((d) => `${d}: content does not hash to its name`),
-  ];
+  for (const f of files.filter((f) => !f.regular)) {
+    problems.push(`${f.path}: is not a regular file (a symlink or device under blobs/)`);
+    if (f.digest !== undefined) corrupt.add(f.digest);
+  }
   const mark = await markReachable(index.manifests, async (d) => {
     const file = present.get(d.digest);
     if (!file) return { kind: 'absent' };
