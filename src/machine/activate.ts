@@ -74,7 +74,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
     });
   }
   const store = await openStore(root, log);
-  const image = await readTargetImage(store, target);
+  const image = await readTargetImage(store, target, store.dir);
   const paths = targetPaths(root, target.service_name);
   const base = { target: target.service_name, service_type: target.service_type, digest: target.digest };
   if (target.service_type === 'fs-only') {

@@ -1,12 +1,12 @@
 import { MosError, isTargetName, type Logger, type OnProgress } from '../base/index.js';
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
 import { exists } from '../host/index.js';
-import { parseInstallManifest } from '../manifest/index.js';
+import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
 import { openLayout, type RegistryAccess } from '../oci/index.js';
 import { fetchInstall } from './fetch-install.js';
 import { pullTargets } from './pull-targets.js';
 import { systemPaths, targetPaths } from './paths.js';
-import { planTargetRoot, readTargetImage, realDest, realRoot } from './target-root.js';
+import { planTargetRoot, readTargetImage, realDest, realRoot, type TargetImage } from './target-root.js';
 import { loadAnchors, loadVerifiedSystem } from './trust-policy.js';
 
 /** Options of {@link mountTarget}. */
@@ -63,17 +63,9 @@ export async function mountTarget(opts: MountTargetOptions): Promise<MountTarget
     });
   }
   const target = found.target;
-  const image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
-  const dest = await realDest(opts.dest ?? targetPaths(root, target.service_name).mountDest);
-  const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
-  const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
-  if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
-  const res = await mountImage(plan, {
-    ...(opts.log ? { log: opts.log } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
+  const store = systemPaths(root).store;
+  const image = await readTargetImage(await openLayout(store, opts.log ? { log: opts.log } : {}), target, store);
+  return mountImageAt(root, target, image, opts);
 }
 
 /** The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. */
@@ -142,17 +134,26 @@ export async function mountRemote(opts: MountRemoteOptions): Promise<MountTarget
     });
   }
   // A dry run reads the image manifest and config from the source and writes nothing, not even the store.
-  let image;
+  let image: TargetImage;
   if (opts.dryRun) {
     image = await readTargetImage(fetched.imageSource(target.digest).store, target, systemPaths(root).store);
   } else {
     await pullTargets({ root, targets: [target], fetched, ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-    image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target);
+    image = await readTargetImage(await openLayout(systemPaths(root).store, opts.log ? { log: opts.log } : {}), target, systemPaths(root).store);
   }
+  return mountImageAt(root, target, image, opts);
+}
+
+// Plans the mount of a read image at its destination and, unless a dry run, mounts it.
+async function mountImageAt(root: string, target: InstallTarget, image: TargetImage, opts: Omit<MountTargetOptions, 'root' | 'target'>): Promise<MountTargetResult> {
   const dest = await realDest(opts.dest ?? targetPaths(root, target.service_name).mountDest);
   const plan = planTargetRoot({ root, name: target.service_name, image, dest, writable: !(opts.readonly ?? false), requireVerity: opts.requireVerity ?? false });
   const base = { target: target.service_name, digest: target.digest, dest, writable: plan.writable, steps: describePlan(plan) };
   if (opts.dryRun) return { ...base, dryRun: true, alreadyMounted: false, layers: [] };
-  const res = await mountImage(plan, { ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const res = await mountImage(plan, {
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
 }

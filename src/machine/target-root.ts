@@ -4,7 +4,7 @@ import { MosError, type Digest, type Logger, type OnProgress } from '../base/ind
 import { mountImage, planMount, unmountImage, type LayerInput, type MountImageResult, type MountPlan } from '../atomfs/index.js';
 import { fileError, mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { LayoutStore, layoutBlobPath, type ContentSource, type ImageManifest } from '../oci/index.js';
+import { layoutBlobPath, type ContentSource, type ImageManifest } from '../oci/index.js';
 import { systemPaths } from './paths.js';
 import { checkSquashfsImage, targetDescriptor } from './store.js';
 
@@ -45,12 +45,12 @@ export interface TargetImage {
 }
 
 /**
- * Reads a target's image, checked against the signed digest and size: from the store (a layout), or
- * from any source with `storeDir` naming the layout its layers will be in (a dry run reads the remote
- * manifest and config and writes nothing).
+ * Reads a target's image, checked against the signed digest and size, from `store`: the machine's store,
+ * or (a dry run of a live-CD mount, which writes nothing) the remote source. Layer paths are those of the
+ * layout at `storeDir`, where the layers are or will be.
  */
-export async function readTargetImage(store: LayoutStore | ContentSource, target: InstallTarget, storeDir?: string): Promise<TargetImage> {
-  const blobPath = (d: Digest) => (store instanceof LayoutStore ? store.blobPath(d) : layoutBlobPath(storeDir ?? '/', d));
+export async function readTargetImage(store: ContentSource, target: InstallTarget, storeDir: string): Promise<TargetImage> {
+  const blobPath = (d: Digest) => layoutBlobPath(storeDir, d);
   let bytes: Uint8Array;
   try {
     bytes = await store.fetchBytes(targetDescriptor(target));
