@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { parse as parseShellWords } from 'shell-quote';
+import { createRequire } from 'node:module';
+import type * as ShellQuote from 'shell-quote';
 import { MosError } from '../../src/base/index.js';
 
 /** Collects a repeatable option's values (commander `argParser`). */
@@ -66,7 +67,9 @@ export function generationNumber(s: string, name: string): number {
  */
 export function argvOf(s: string, flag: string): string[] {
   if (!s.trimStart().startsWith('[')) {
-    const words = parseShellWords(s, (name) => `$${name}`);
+    // Loaded here, not at start-up: only `mosb image build` splits command lines.
+    const { parse } = createRequire(import.meta.url)('shell-quote') as typeof ShellQuote;
+    const words = parse(s, (name) => `$${name}`);
     const op = words.find((w) => typeof w !== 'string');
     if (op !== undefined) {
       throw new MosError({
