@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { makeProgram, runProgram } from './shared/run.js';
 import * as activate from './mosctl/activate.js';
+import * as audit from './mosctl/audit.js';
 import * as boot from './mosctl/boot.js';
 import * as createBootFs from './mosctl/create-boot-fs.js';
 import * as deactivate from './mosctl/deactivate.js';
@@ -9,12 +10,14 @@ import * as gc from './mosctl/gc.js';
 import * as history from './mosctl/history.js';
 import * as install from './mosctl/install.js';
 import * as mount from './mosctl/mount.js';
+import * as operations from './mosctl/operations.js';
 import * as rollback from './mosctl/rollback.js';
+import * as serve from './mosctl/serve.js';
 import * as status from './mosctl/status.js';
 import * as umount from './mosctl/umount.js';
 import * as update from './mosctl/update.js';
 import * as verify from './mosctl/verify.js';
 
-const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests');
-for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot]) sub.register(program);
+const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
+for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot, serve, operations, audit]) sub.register(program);
 await runProgram(program, process.argv);

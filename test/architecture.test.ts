@@ -19,8 +19,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/protocol': ['src/base', 'src/host', 'src/squashfs', ...LEAVES.map((l) => `src/${l}`)],
   'src/machine': BELOW_PRODUCTS.map((f) => `src/${f}`),
   'src/build': BELOW_PRODUCTS.map((f) => `src/${f}`),
+  // The upgrade API: a front door over src/machine's operation engine.
+  'src/serve': [...BELOW_PRODUCTS.map((f) => `src/${f}`), 'src/machine'],
   'cmd/shared': ['src/base', 'package.json'],
-  'cmd/mosctl': ['src/base', 'src/machine', 'cmd/shared'],
+  'cmd/mosctl': ['src/base', 'src/machine', 'src/serve', 'cmd/shared'],
   'cmd/mosb': ['src/base', 'src/build', 'cmd/shared'],
   'cmd/mosctl.ts': ['cmd/mosctl', 'cmd/shared'],
   'cmd/mosb.ts': ['cmd/mosb', 'cmd/shared'],

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
+import { remoteOperation } from './remote.js';
+import type { DeactivateResult } from '../../src/machine/index.js';
 
 /** `mosctl deactivate -t T`. */
 export function register(program: Command): void {
@@ -10,8 +12,11 @@ export function register(program: Command): void {
     .requiredOption('-t, --target <name>', 'target name')
     .action(
       action(async (ctx, o: { target: string }) => {
-        const r = await (await machine()).deactivate({ root: ctx.globals.root, target: o.target, log: ctx.log });
+        const remote = ctx.globals.remote;
+        const r = remote
+          ? await remoteOperation<DeactivateResult>(ctx, remote, `/v1/targets/${encodeURIComponent(o.target)}/deactivate`, undefined)
+          : await (await machine()).deactivate({ root: ctx.globals.root, target: o.target, log: ctx.log });
         return { result: r, text: `${r.target}: ${r.stopped ? 'stopped' : r.unmounted ? 'unmounted' : 'was not active'}` };
-      }),
+      }, { remote: true }),
     );
 }

@@ -3,6 +3,7 @@ import type { HistoryEntry } from '../../src/machine/index.js';
 import { short, table, when } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
+import { withClient } from './remote.js';
 
 /** `mosctl history`. */
 export function register(program: Command): void {
@@ -11,9 +12,12 @@ export function register(program: Command): void {
     .description('list the generations of the system, oldest first')
     .action(
       action(async (ctx) => {
-        const result = await (await machine()).history({ root: ctx.globals.root });
+        const remote = ctx.globals.remote;
+        const result = remote
+          ? (await withClient(remote, (c) => c.call<{ generations: HistoryEntry[] }>('GET', '/v1/generations'))).generations
+          : await (await machine()).history({ root: ctx.globals.root });
         return { result, text: historyText(result) };
-      }),
+      }, { remote: true }),
     );
 }
 

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { capathOf, capathOption, generationNumber } from '../shared/flags.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
+import { remoteOperation } from './remote.js';
+import type { RollbackResult } from '../../src/machine/index.js';
 
 /** `mosctl rollback [--to N]`. */
 export function register(program: Command): void {
@@ -12,8 +14,11 @@ export function register(program: Command): void {
     .action(
       action(async (ctx, o: { to?: string; capath?: string; wait: boolean }) => {
         const to = o.to === undefined ? {} : { to: generationNumber(o.to, '--to') };
-        const r = await (await machine()).rollback({ root: ctx.globals.root, ...to, ...capathOf(o), wait: o.wait, log: ctx.log });
+        const remote = ctx.globals.remote;
+        const r = remote
+          ? await remoteOperation<RollbackResult>(ctx, remote, '/v1/rollback', to)
+          : await (await machine()).rollback({ root: ctx.globals.root, ...to, ...capathOf(o), wait: o.wait, log: ctx.log });
         return { result: r, text: `rolled back to generation ${r.to}: now generation ${r.generation} (${r.commit.slice(0, 12)})` };
-      }),
+      }, { remote: true }),
     );
 }

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
-import type { LiveStatus } from '../../src/machine/index.js';
+import { MosError } from '../../src/base/index.js';
+import type { StatusModel } from '../../src/machine/index.js';
 import { short, table, when } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
+import { withClient } from './remote.js';
 
 /** `mosctl status [--generation N|COMMIT]`. */
 export function register(program: Command): void {
@@ -12,15 +14,16 @@ export function register(program: Command): void {
     .option('--generation <ref>', 'show another generation: number or commit id')
     .action(
       action(async (ctx, o: { generation?: string }) => {
-        const ref = o.generation === undefined ? {} : { ref: /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation };
-        const m = await machine();
-        const result = await m.withRuntime(ctx.globals.root, await m.status({ root: ctx.globals.root, ...ref }));
+        const ref = o.generation === undefined ? undefined : /^[0-9]{1,6}$/.test(o.generation) ? Number(o.generation) : o.generation;
+        const remote = ctx.globals.remote;
+        if (remote && ref !== undefined) throw new MosError({ code: 'USAGE', subject: '--generation', message: 'is not available with --server; see mosctl --server … history' });
+        const result = remote ? await withClient(remote, (c) => c.call<StatusModel>('GET', '/v1/status')) : await (await machine()).statusModel(ctx.globals.root, ref);
         return { result, text: statusText(result) };
-      }),
+      }, { remote: true }),
     );
 }
 
-function statusText(s: LiveStatus): string {
+function statusText(s: StatusModel): string {
   const live = new Map(s.runtime.map((r) => [r.name, r.state ?? (r.mounted ? 'MOUNTED' : '-')]));
   const g = s.generation;
   const out = [

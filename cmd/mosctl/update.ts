@@ -1,31 +1,70 @@
-import type { Command } from 'commander';
-import type { UpdateResult } from '../../src/machine/index.js';
+import { Option, type Command } from 'commander';
+import type { OperationMode, OperationUpdateResult, Plan } from '../../src/machine/index.js';
 import { table } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { sourceAccess, sourceOptions, type SourceFlags } from './install.js';
 import { machine } from './load.js';
+import { remoteOperation, withClient } from './remote.js';
 
-/** `mosctl update SOURCE`. */
+type UpdateFlags = SourceFlags & { allowDowngrade: boolean; dryRun: boolean; mode: OperationMode };
+
+/** `mosctl update SOURCE [--mode download|stage|apply]`. */
 export function register(program: Command): void {
   sourceOptions(program.command('update').argument('<source>', 'install manifest reference'))
     .description('verify and apply an update (partial: named targets; complete: all), as a new generation')
     .option('--allow-downgrade', 'accept an older version of a target', false)
-    .option('--dry-run', 'show what would change; write nothing', false)
+    .option('--dry-run', 'show what would change and what must be fetched; write nothing', false)
+    .addOption(
+      new Option('--mode <mode>', 'download: fetch and verify only; stage: also commit the generation (next boot); apply: also restart live targets')
+        .choices(['download', 'stage', 'apply'])
+        .default('stage'),
+    )
     .action(
-      action(async (ctx, source: string, o: SourceFlags & { allowDowngrade: boolean; dryRun: boolean }) => {
-        const r = await (await machine()).update({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
+      action(async (ctx, source: string, o: UpdateFlags) => {
+        const remote = ctx.globals.remote;
+        let r: OperationUpdateResult & { dryRun: boolean };
+        if (remote && o.dryRun) {
+          const plan = await withClient(remote, (c) => c.call<Plan>('POST', '/v1/plans', { source, allowDowngrade: o.allowDowngrade }));
+          r = { ...plan, dryRun: true, mode: o.mode, blobBytes: 0 };
+        } else if (remote) {
+          // A fresh key per invocation: a retried POST (lost answer) cannot start a second update.
+          r = await remoteOperation(ctx, remote, '/v1/operations', { source, mode: o.mode, allowDowngrade: o.allowDowngrade }, { 'idempotency-key': globalThis.crypto.randomUUID() });
+        } else {
+          r = await (await machine()).performUpdate({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
+        }
         return { result: r, text: updateText(r) };
-      }),
+      }, { remote: true }),
     );
 }
 
-function updateText(r: UpdateResult): string {
-  if (r.noop) return `already up to date (generation ${r.generation})`;
+function updateText(r: OperationUpdateResult & { dryRun: boolean }): string {
+  if (r.noop && r.mode !== 'download') return `already up to date (generation ${r.generation})`;
   const rows = [
     ...r.added.map((n) => ['added', n, '']),
     ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]),
     ...r.removed.map((n) => ['removed', n, '']),
   ];
-  const head = r.dryRun ? `would update (dry run; nothing written):` : `updated to generation ${r.generation} (${r.commit.slice(0, 12)}); fetched ${r.blobBytes} blob bytes`;
-  return [head, table(['CHANGE', 'TARGET', 'VERSION'], rows)].join('\n');
+  const head = r.dryRun
+    ? `would update (dry run; nothing written): ${r.bytesToFetch} bytes to fetch, ${r.checks.diskSpace.free} free`
+    : r.mode === 'download'
+      ? `downloaded ${r.blobBytes} blob bytes for manifest ${r.manifest.slice(0, 12)}; nothing committed (generation ${r.generation} stays current)`
+      : `updated to generation ${r.generation} (${r.commit.slice(0, 12)}); fetched ${r.blobBytes} blob bytes`;
+  const out = [head, table(['CHANGE', 'TARGET', 'VERSION'], rows)];
+  if (!r.dryRun) out.push(...nextSteps(r));
+  return out.join('\n');
+}
+
+/** What the operator does next, so nobody has to guess whether the change is live. */
+function nextSteps(r: OperationUpdateResult): string[] {
+  if (r.mode === 'download') return ['next: mosctl update --mode stage (or apply) with the same source fetches nothing more'];
+  const lines: string[] = [];
+  if (r.live) {
+    if (r.live.restarted.length) lines.push(`restarted: ${r.live.restarted.join(', ')}`);
+    if (r.live.stopped.length) lines.push(`stopped: ${r.live.stopped.join(', ')}`);
+    for (const f of r.live.failed) lines.push(`failed to restart ${f.name}: ${f.message} (${f.code})`);
+  } else if (r.added.length + r.changed.length + r.removed.length > 0) {
+    lines.push('next: running targets still run their old images; mosctl activate -t TARGET (or --mode apply) switches them');
+  }
+  if (r.rebootRequired) lines.push('reboot required: the hostfs target changed and takes effect at the next boot');
+  return lines;
 }

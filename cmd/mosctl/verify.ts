@@ -14,7 +14,8 @@ export function register(program: Command): void {
     .option('--tsa-chain <file>', 'TSA certificate chain PEM (signing cert first) for certificate bundles')
     .action(
       action(async (ctx, file: string, flags: { capath?: string; cert?: string; signature?: string; bundle?: string; tsaChain?: string }) => {
-        const r = await (await machine()).verifyFile({ root: ctx.globals.root, file, ...flags });
+        const cert = flags.cert ?? ctx.globals.cert;
+        const r = await (await machine()).verifyFile({ root: ctx.globals.root, file, ...flags, ...(cert !== undefined ? { cert } : {}) });
         ctx.log.debug(`chain: ${r.signer.chain.join(' <- ')}`);
         return { result: r, text: `verified ${file}: signed by "${r.signer.subject}"` };
       }),

@@ -10,6 +10,18 @@ export interface GlobalOptions {
   readonly root: string;
   readonly debug: boolean;
   readonly json: boolean;
+  /** `--server URL --cert C --key K --ca CA`: run the command on that machine's upgrade API. */
+  readonly remote?: RemoteOptions;
+  /** `--cert` as given (mosctl verify's signer certificate when no --server is given). */
+  readonly cert?: string;
+}
+
+/** Where a remote command goes and with which client certificate. */
+export interface RemoteOptions {
+  readonly server: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
 }
 
 /** What an action hands back: a plain value for --json and the text a person reads. */
@@ -32,7 +44,7 @@ export interface CommandContext {
 }
 
 /** Creates the top-level program with the global options, usage errors routed to exit 2. */
-export function makeProgram(name: string, description: string): Command {
+export function makeProgram(name: string, description: string, opts: { remote?: boolean } = {}): Command {
   const program = new Command(name);
   program
     .description(description)
@@ -40,7 +52,15 @@ export function makeProgram(name: string, description: string): Command {
     .option('-r, --root <dir>', 'system root directory (aliases: --rfs)', '/')
     .addOption(new Option('--rfs <dir>', 'alias of --root').hideHelp())
     .option('--debug', 'verbose logs and error causes', false)
-    .option('--json', 'machine-readable result on stdout, logs on stderr', false)
+    .option('--json', 'machine-readable result on stdout, logs on stderr', false);
+  if (opts.remote) {
+    program
+      .option('--server <url>', "run the command on a machine's upgrade API (https://HOST:PORT)")
+      .option('--cert <file>', 'with --server: client certificate PEM (O=mos:reader|mos:apps|mos:admin)')
+      .option('--key <file>', 'with --server: its private key PEM')
+      .option('--ca <file>', "with --server: the CA of the server's certificate");
+  }
+  program
     // One line and a pointer, not the whole help page, after a usage error.
     .showHelpAfterError(`hint: add --help to the command for its usage`)
     .exitOverride()
@@ -50,8 +70,14 @@ export function makeProgram(name: string, description: string): Command {
 
 
 function globalsOf(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as { root?: string; rfs?: string; debug?: boolean; json?: boolean };
-  return { root: o.rfs ?? o.root ?? '/', debug: o.debug === true, json: o.json === true };
+  const o = cmd.optsWithGlobals() as { root?: string; rfs?: string; debug?: boolean; json?: boolean; server?: string; cert?: string; key?: string; ca?: string };
+  const base = { root: o.rfs ?? o.root ?? '/', debug: o.debug === true, json: o.json === true, ...(o.cert !== undefined ? { cert: o.cert } : {}) };
+  if (o.server === undefined) return base;
+  const missing = (['cert', 'key', 'ca'] as const).filter((k) => o[k] === undefined);
+  if (missing.length > 0) {
+    throw new MosError({ code: 'USAGE', subject: '--server', message: `needs ${missing.map((k) => `--${k}`).join(', ')}`, hint: 'mosctl --server https://HOST:PORT --cert C --key K --ca CA COMMAND' });
+  }
+  return { ...base, remote: { server: o.server, cert: o.cert!, key: o.key!, ca: o.ca! } };
 }
 
 /**
@@ -60,10 +86,19 @@ function globalsOf(cmd: Command): GlobalOptions {
  */
 export function action<A extends unknown[]>(
   fn: (ctx: CommandContext, ...args: A) => Promise<CommandOutput>,
+  opts: { remote?: boolean } = {},
 ): (...args: unknown[]) => Promise<void> {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
     const globals = globalsOf(cmd);
+    if (globals.remote && !opts.remote) {
+      throw new MosError({
+        code: 'USAGE',
+        subject: `${cmd.name()} --server`,
+        message: `${cmd.name()} runs on the machine itself and is not available through the upgrade API`,
+        hint: 'remote commands: status, history, update, rollback, activate, deactivate, gc, audit, operations',
+      });
+    }
     const log = stderrLogger({ debug: globals.debug, json: globals.json });
     const progress = makeProgress(globals);
     try {

@@ -37,6 +37,8 @@ const EXIT_CODE = {
   TRUST_WEAK_KEY: 4,
   TRUST_WEAK_ALGORITHM: 4,
   API_UNAUTHORIZED: 4,
+  /** The client's role does not allow the request (API: 403). */
+  API_FORBIDDEN: 4,
 
   // integrity (5)
   OCI_DIGEST_MISMATCH: 5,
@@ -49,6 +51,8 @@ const EXIT_CODE = {
 
   // not found (6)
   NOT_FOUND: 6,
+  API_OPERATION_UNKNOWN: 6,
+  API_PLAN_UNKNOWN: 6,
   OCI_BLOB_UNKNOWN: 6,
   OCI_MANIFEST_UNKNOWN: 6,
   OCI_TAG_UNKNOWN: 6,
@@ -61,6 +65,10 @@ const EXIT_CODE = {
 
   // remote (7)
   REGISTRY_UNREACHABLE: 7,
+  /** The upgrade API server (mosctl --server) could not be reached or answered nonsense. */
+  API_UNREACHABLE: 7,
+  /** The upgrade API server answered 429: retry after the time it named. */
+  API_RATE_LIMITED: 7,
   REGISTRY_ERROR: 7,
   REGISTRY_UNAUTHORIZED: 7,
   REGISTRY_DENIED: 7,
@@ -71,6 +79,16 @@ const EXIT_CODE = {
 
   // conflict (8)
   CONFIG_LOCKED: 8,
+  /** Another mutating operation runs (API: 409 naming it). */
+  API_BUSY: 8,
+  /** The operation is past its commit point (or finished) and can no longer be canceled. */
+  API_NOT_CANCELABLE: 8,
+  /** The idempotency key was used before for a different request. */
+  API_IDEMPOTENCY_CONFLICT: 8,
+  /** The operation was canceled before its commit point: nothing changed. */
+  CANCELED: 8,
+  /** The manifest the source names now is not the one the plan or request required. */
+  SYSTEM_MANIFEST_CHANGED: 8,
   CONFIG_EXISTS: 8,
   CONFIG_CONFLICT: 8,
   SYSTEM_PRODUCT_MISMATCH: 8,
@@ -84,6 +102,8 @@ const EXIT_CODE = {
   HOST_EXEC_FAILED: 9,
   HOST_MOUNT_FAILED: 9,
   HOST_IO: 9,
+  /** Not enough free space in the store for what an update must fetch. */
+  HOST_NO_SPACE: 9,
   HOST_PERMISSION: 9,
   HOST_TOOL_MISSING: 9,
   RUNTIME_LXC_FAILED: 9,

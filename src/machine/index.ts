@@ -4,7 +4,7 @@ export { systemPaths, targetPaths, MANIFEST_CA_PATH, type SystemPaths, type Targ
 export { loadSystem, type LoadedSystem, type LoadedTarget, type InstallVerifier, type InstallFiles } from './load-system.js';
 export { hasImage, targetDescriptor } from './store.js';
 export { status, summarize, type StatusOptions, type StatusResult, type StatusTarget } from './status.js';
-export { withRuntime, type LiveStatus, type TargetRuntime } from './runtime-view.js';
+export { withRuntime, statusModel, type LiveStatus, type StatusModel, type TargetRuntime } from './runtime-view.js';
 export { history, type HistoryEntry, type HistoryOptions } from './history.js';
 export { install, type InstallOptions, type InstallResult } from './install.js';
 export { update, type UpdateOptions, type UpdateResult } from './update.js';
@@ -15,3 +15,13 @@ export { boot, type BootOptions, type BootResult, type BootTarget } from './boot
 export { systemGc, type SystemGcOptions, type SystemGcResult } from './gc.js';
 export { systemFsck, type SystemFsckOptions, type SystemFsckResult } from './fsck.js';
 export { verifyFile, type VerifyFileOptions, type VerifyFileResult } from './verify.js';
+export { applyLive, liveTargets, type ApplyLiveResult } from './apply-live.js';
+export {
+  OperationEngine, errorOf, isTerminal, performUpdate, type OperationUpdateResult,
+  type Operation, type OperationRequest, type OperationAction, type OperationPhase, type OperationMode, type OperationClient,
+  type OperationError, type OperationProgress, type EngineEvent, type EngineOptions, type SubmitOptions, type Plan,
+} from './operations.js';
+export { type UpdateMode, type UpdatePhase, type UpdateChecks } from './update.js';
+export { type UpdatePlan } from './plan-update.js';
+export { type PullNeed } from './pull-targets.js';
+export { appendAudit, readAudit, type AuditEntry } from './audit.js';

@@ -6,11 +6,25 @@ import { join } from 'node:path';
 /** Where the initrd puts the manifest CA, relative to the system root. */
 export const MANIFEST_CA_PATH = 'factory/secure/manifestCA.pem';
 
+/** Where the upgrade API's client CA is, relative to the system root (distinct from the manifest CA). */
+export const API_CLIENT_CA_PATH = 'factory/secure/apiCA.pem';
+
 /** The fixed paths of a system root. Pure: nothing is read or created. */
 export interface SystemPaths {
   readonly root: string;
   /** `factory/secure/manifestCA.pem`: trusted manifest CA(s), PEM. */
   readonly manifestCa: string;
+  /** `factory/secure/apiCA.pem`: the CA API client certificates must chain to. */
+  readonly apiClientCa: string;
+  /** `factory/secure/api/cert.pem` and `key.pem`: the API server's certificate (chain) and key. */
+  readonly apiServerCert: string;
+  readonly apiServerKey: string;
+  /** `config/operations/`: one JSON record per upgrade API operation (they survive reboots). */
+  readonly operationsDir: string;
+  /** `config/events.jsonl`: the replayable event journal, one JSON object per line with a `seq`. */
+  readonly eventsLog: string;
+  /** `config/audit.jsonl`: append-only audit log of every API request that changes something. */
+  readonly auditLog: string;
   /** `config/`: the config repository and its lock. */
   readonly configDir: string;
   /** `config/manifest.git/`: generations of the system state (branch master). */
@@ -33,6 +47,12 @@ export function systemPaths(root: string): SystemPaths {
   return {
     root,
     manifestCa: join(root, MANIFEST_CA_PATH),
+    apiClientCa: join(root, API_CLIENT_CA_PATH),
+    apiServerCert: join(root, 'factory', 'secure', 'api', 'cert.pem'),
+    apiServerKey: join(root, 'factory', 'secure', 'api', 'key.pem'),
+    operationsDir: join(configDir, 'operations'),
+    eventsLog: join(configDir, 'events.jsonl'),
+    auditLog: join(configDir, 'audit.jsonl'),
     configDir,
     repoDir: join(configDir, 'manifest.git'),
     lockPath: join(configDir, 'manifest.lock'),

@@ -1,6 +1,7 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { copy, type Descriptor } from '../oci/index.js';
+import { copy, openLayout, type Descriptor } from '../oci/index.js';
+import { systemPaths } from './paths.js';
 import type { FetchedInstall } from './fetch-install.js';
 import { checkSquashfsImage, hasImage, openStore, targetDescriptor } from './store.js';
 
@@ -65,4 +66,47 @@ function wrapTarget(e: unknown, target: InstallTarget): unknown {
   if (!isMosError(e)) return e;
   if (e.subject?.includes(target.service_name)) return e;
   return new MosError({ code: e.code, subject: `target ${target.service_name}: ${e.subject ?? target.digest}`, message: e.message, hint: e.hint, cause: e });
+}
+
+/** What one target still needs from its source: the blobs (manifest, config, layers) not in the store. */
+export interface PullNeed {
+  readonly target: string;
+  readonly blobs: readonly { readonly digest: string; readonly size: number }[];
+  readonly bytes: number;
+}
+
+/**
+ * Measures what pulling `targets` would fetch, writing nothing: an image already tagged in the store
+ * needs nothing; otherwise its manifest is fetched by the signed digest and every blob the store lacks
+ * is counted. The store is not created if it does not exist (then everything is missing).
+ */
+export async function measurePull(opts: Omit<PullTargetsOptions, 'onProgress'>): Promise<PullNeed[]> {
+  const store = await openLayout(systemPaths(opts.root).store, opts.log ? { log: opts.log } : {}).catch((e: unknown) => {
+    if (isMosError(e, 'NOT_FOUND')) return undefined;
+    throw e;
+  });
+  const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
+  const needs: PullNeed[] = [];
+  for (const target of opts.targets) {
+    const desc = targetDescriptor(target);
+    if (store && (await hasImage(store, desc))) {
+      needs.push({ target: target.service_name, blobs: [], bytes: 0 });
+      continue;
+    }
+    const { store: src } = opts.fetched.imageSource(target.digest);
+    let manifest;
+    try {
+      manifest = checkSquashfsImage(await src.fetchBytes(desc, t), target);
+    } catch (e) {
+      throw wrapTarget(e, target);
+    }
+    const blobs: { digest: string; size: number }[] = [];
+    for (const d of [desc, manifest.config, ...manifest.layers]) {
+      if (blobs.some((b) => b.digest === d.digest)) continue;
+      if (store && (await store.exists(d))) continue;
+      blobs.push({ digest: d.digest, size: d.size });
+    }
+    needs.push({ target: target.service_name, blobs, bytes: blobs.reduce((n, b) => n + b.size, 0) });
+  }
+  return needs;
 }

@@ -2,7 +2,7 @@ import { mountAt, readMountInfo } from '../host/index.js';
 import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { targetPaths } from './paths.js';
 import { realRoot } from './target-root.js';
-import type { StatusResult } from './status.js';
+import { status, type StatusResult } from './status.js';
 
 /** What is live for one target right now. */
 export interface TargetRuntime {
@@ -36,4 +36,16 @@ export async function withRuntime(root: string, status: StatusResult): Promise<L
     }
   }
   return { ...status, runtime };
+}
+
+/** The status model: what `mosctl status --json` prints and `GET /v1/status` returns. */
+export interface StatusModel extends LiveStatus {
+  readonly apiVersion: 'mosctl/v1';
+  readonly kind: 'Status';
+}
+
+/** Reads the status model of generation `ref` (default current) with its live view. */
+export async function statusModel(root: string, ref?: string | number): Promise<StatusModel> {
+  const live = await withRuntime(root, await status({ root, ...(ref !== undefined ? { ref } : {}) }));
+  return { apiVersion: 'mosctl/v1', kind: 'Status', ...live };
 }

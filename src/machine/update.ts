@@ -1,23 +1,46 @@
-import { silentLogger, type Logger, type OnProgress } from '../base/index.js';
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
-import { parseInstallManifest } from '../manifest/index.js';
+import { compareVersions, parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
 import type { RegistryAccess } from '../oci/index.js';
 import { fetchInstall } from './fetch-install.js';
 import { pass } from './install.js';
 import { planUpdate, type UpdatePlan } from './plan-update.js';
-import { pullTargets } from './pull-targets.js';
+import { measurePull, pullTargets, type PullNeed } from './pull-targets.js';
 import { loadSystem } from './load-system.js';
+import { systemPaths } from './paths.js';
 import { generationFiles, tripleNames, tripleOf } from './sys-files.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
+
+/**
+ * How far an update goes. `download` fetches and verifies the new images into the store and commits
+ * nothing (pull before the maintenance window); `stage` also commits the new generation, which the next
+ * boot (or `activate`) uses. Running targets are never touched here (see applyLive).
+ */
+export type UpdateMode = 'download' | 'stage';
+
+/** Phases an update passes, reported through `onPhase` (the upgrade API persists them). */
+export type UpdatePhase = 'verifying' | 'downloading' | 'applying';
 
 export interface UpdateOptions extends RegistryAccess {
   readonly root: string;
   readonly source: string;
   readonly capath?: string;
   readonly allowDowngrade?: boolean;
-  /** Show the plan; fetch and verify, but write nothing (no images, no commit). */
+  /** Show the plan; fetch and verify, but write nothing (no images, no commit, no lock). */
   readonly dryRun?: boolean;
+  readonly mode?: UpdateMode;
+  /** Refuse unless the source names exactly this install manifest (`<sha>` of install.json, or sha256:<sha>). */
+  readonly requireManifestDigest?: string;
+  /** Called with the plan before anything is fetched or written; throwing refuses the update (roles). */
+  readonly authorize?: (plan: UpdatePlan, incoming: InstallManifest, touched: { readonly hostfs: readonly string[] }) => void;
+  /**
+   * Called as the update enters a phase. `applying` is the commit point: once it is reported the
+   * update no longer honours `signal`; before it, an abort leaves the old generation current.
+   */
+  readonly onPhase?: (phase: UpdatePhase, detail?: { readonly needs: readonly PullNeed[]; readonly manifest: string }) => void;
   readonly wait?: boolean;
   readonly now?: Date;
   readonly signal?: AbortSignal;
@@ -25,39 +48,95 @@ export interface UpdateOptions extends RegistryAccess {
   readonly log?: Logger;
 }
 
+/** Checks an update passed before anything was written (a plan shows them). */
+export interface UpdateChecks {
+  /** The install manifest's signature and certificate path verified against the manifest CA. */
+  readonly signature: 'ok';
+  readonly product: 'ok';
+  /** `allowed`: an older version is installed on purpose (--allow-downgrade). */
+  readonly downgrade: 'ok' | 'allowed';
+  readonly diskSpace: { readonly ok: boolean; readonly needed: number; readonly free: number };
+}
+
 export interface UpdateResult extends Omit<UpdatePlan, 'entries' | 'storage'> {
   readonly dryRun: boolean;
-  /** The generation now current (unchanged for a no-op or a dry run). */
+  readonly mode: UpdateMode;
+  /** The generation now current (unchanged for a no-op, a dry run or a download). */
   readonly generation: number;
   readonly commit: string;
+  /** `<sha>` of the incoming install.json. */
   readonly manifest: string;
+  /** Bytes fetched into the store (0 for a dry run). */
   readonly blobBytes: number;
+  /** Bytes the store lacked when the update was planned, per target. */
+  readonly bytesToFetch: number;
+  readonly fetch: readonly PullNeed[];
+  readonly checks: UpdateChecks;
+  /** The hostfs target changes: the new generation takes effect only at the next boot. */
+  readonly rebootRequired: boolean;
 }
 
 /**
  * `mosctl update`: under the writer lock, verify the current system, fetch and verify the new install
- * manifest, plan the merge (product, downgrade and validation checks), copy the new images, and commit
- * a new generation. The commit is the switch: a crash before it leaves the old generation current.
+ * manifest, plan the merge (product, downgrade and validation checks), measure what must be fetched and
+ * check the disk has room, copy the new images, and commit a new generation. The commit is the switch:
+ * a crash or an abort before it leaves the old generation current.
  */
 export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const log = opts.log ?? silentLogger;
   const now = opts.now ?? new Date();
+  const mode = opts.mode ?? 'stage';
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
-  await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
+  // A dry run reads only (HEAD is read once, atomically), so it neither takes nor waits for the lock.
+  await using _lock = opts.dryRun ? undefined : await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
+  opts.onPhase?.('verifying');
   const anchors = await loadAnchors(opts.root, opts.capath);
   const head = await readGeneration({ root: opts.root });
   const current = await loadSystem(head, { verify: installVerifier(anchors, now) });
   opts.onProgress?.({ kind: 'step', step: 'fetch', detail: opts.source });
   const fetched = await fetchInstall({ ...opts, anchors, now, log });
   const incoming = parseInstallManifest(fetched.raw, 'install.json');
+  const required = opts.requireManifestDigest?.replace(/^sha256:/, '');
+  if (required !== undefined && required !== incoming.sha) {
+    throw new MosError({
+      code: 'SYSTEM_MANIFEST_CHANGED',
+      subject: opts.source,
+      message: `names install manifest ${incoming.sha.slice(0, 12)}, not the required ${required.slice(0, 12)}`,
+      hint: 'the tag moved since the plan was made: plan again',
+    });
+  }
   const plan = planUpdate(current, incoming, { allowDowngrade: opts.allowDowngrade ?? false });
   const { entries, storage, ...summary } = plan;
-  const base = { ...summary, manifest: incoming.sha, generation: head.number, commit: head.oid, blobBytes: 0 };
-  if (opts.dryRun || plan.noop) return { ...base, dryRun: opts.dryRun ?? false };
-
-  opts.onProgress?.({ kind: 'step', step: 'pull' });
   const newTargets = entries.filter((e) => e.sha === incoming.sha).map((e) => e.target);
+  const hostfsNames = new Set([...current.targets.map((t) => t.target), ...newTargets].filter((t) => t.service_type === 'hostfs').map((t) => t.service_name));
+  const hostfsTouched = [...plan.added, ...plan.removed, ...plan.changed.map((c) => c.name)].filter((n) => hostfsNames.has(n));
+  opts.authorize?.(plan, incoming, { hostfs: hostfsTouched });
+  const needs = plan.noop && mode === 'stage' ? [] : await measurePull({ root: opts.root, targets: newTargets, fetched, ...pass(opts), log });
+  const bytesToFetch = needs.reduce((n, x) => n + x.bytes, 0);
+  const free = await freeBytes(systemPaths(opts.root).store);
+  const checks: UpdateChecks = {
+    signature: 'ok',
+    product: 'ok',
+    downgrade: opts.allowDowngrade && plan.changed.some((c) => compareVersions(c.to, c.from) < 0) ? 'allowed' : 'ok',
+    diskSpace: { ok: free >= bytesToFetch, needed: bytesToFetch, free },
+  };
+  const rebootRequired = hostfsTouched.length > 0;
+  const base = { ...summary, mode, manifest: incoming.sha, generation: head.number, commit: head.oid, blobBytes: 0, bytesToFetch, fetch: needs, checks, rebootRequired };
+  if (opts.dryRun || (plan.noop && mode === 'stage')) return { ...base, dryRun: opts.dryRun ?? false };
+  if (!checks.diskSpace.ok) {
+    throw new MosError({
+      code: 'HOST_NO_SPACE',
+      subject: systemPaths(opts.root).store,
+      message: `the update needs ${bytesToFetch} bytes, but only ${free} are free`,
+      hint: 'free space (mosctl gc) and try again',
+    });
+  }
+
+  opts.signal?.throwIfAborted();
+  opts.onPhase?.('downloading', { needs, manifest: incoming.sha });
+  opts.onProgress?.({ kind: 'step', step: 'pull' });
   const pulled = await pullTargets({ root: opts.root, targets: newTargets, fetched, ...pass(opts), log });
+  if (mode === 'download') return { ...base, dryRun: false, blobBytes: pulled.blobBytes };
 
   const triples = new Map([tripleOf(incoming, fetched.signature, fetched.cert)]);
   for (const e of entries) {
@@ -73,9 +152,24 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
     triples,
     extra: { DefaultNic: current.sys.DefaultNic ?? '', UsedPorts: current.sys.UsedPorts ?? {}, IpAddrs: current.sys.IpAddrs ?? {} },
   });
+  // The commit point: an abort seen here still leaves the old generation current; after it, none is honoured.
+  opts.signal?.throwIfAborted();
+  opts.onPhase?.('applying', { needs, manifest: incoming.sha });
   opts.onProgress?.({ kind: 'step', step: 'commit' });
   const { oid, number } = await commitGeneration({ root: opts.root, files, message: updateMessage(incoming.value.product, incoming.sha, plan), now, parent: head.oid, log });
   return { ...base, dryRun: false, generation: number, commit: oid, blobBytes: pulled.blobBytes };
+}
+
+/** Free bytes on the file system that holds `dir` (or its nearest existing parent). */
+async function freeBytes(dir: string): Promise<number> {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      const s = await statfs(d);
+      return s.bavail * s.bsize;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || d === dirname(d)) throw new MosError({ code: 'HOST_IO', subject: d, message: 'cannot read free space', cause: e });
+    }
+  }
 }
 
 function updateMessage(product: string, sha: string, plan: UpdatePlan): string {

@@ -28,6 +28,7 @@ export const KNOWN_EXTENSIONS: ReadonlySet<string> = new Set([
 
 export const EKU_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
 export const EKU_ANY = '2.5.29.37.0';
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 /** Certificate signature algorithms we accept, by OID. */
 export const ACCEPTED_CERT_SIG_ALGS: Readonly<Record<string, string>> = {

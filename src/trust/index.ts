@@ -5,4 +5,5 @@ export { signBytes } from './sign.js';
 export { certificateToPem } from './pem.js';
 export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
 export { verifySigstoreBundle, type VerifySigstoreBundleOptions } from './bundle.js';
+export { verifyClientChain, type ClientIdentity } from './client-cert.js';
 export { issueCa, issueLeaf, type BuiltCert } from './issue.js';

@@ -5,6 +5,7 @@ import {
   ACCEPTED_CERT_SIG_ALGS,
   EC_CURVE_HASH,
   EKU_ANY,
+  EKU_CLIENT_AUTH,
   EKU_CODE_SIGNING,
   KNOWN_EXTENSIONS,
   MAX_CHAIN_CERTS,
@@ -22,7 +23,18 @@ export interface ValidatePathOptions {
   readonly at: Date;
   /** The signer certificate file, for messages. */
   readonly subject: string;
+  /**
+   * What the leaf is for (default code signing: manifests). `clientAuth` is the upgrade API's client
+   * certificate: its EKU must allow client authentication and it must not be a CA.
+   */
+  readonly purpose?: 'codeSigning' | 'clientAuth';
 }
+
+const PURPOSES = {
+  codeSigning: { eku: EKU_CODE_SIGNING, words: 'code signing', leaf: 'signer certificate', leafMayBeCa: true, use: 'sign with' },
+  clientAuth: { eku: EKU_CLIENT_AUTH, words: 'client authentication', leaf: 'client certificate', leafMayBeCa: false, use: 'connect with' },
+} as const;
+type Purpose = (typeof PURPOSES)[keyof typeof PURPOSES];
 
 /**
  * RFC 5280 path validation from `leaf` to one of `anchors`, with mosctl's policy (README "Trust"):
@@ -32,12 +44,13 @@ export interface ValidatePathOptions {
  */
 export function validatePath(opts: ValidatePathOptions): ParsedCert[] {
   const { leaf, anchors, subject } = opts;
+  const purpose = PURPOSES[opts.purpose ?? 'codeSigning'];
   const reject = (code: ErrorCode, message: string, hint?: string): MosError => new MosError({ code, subject, message, hint });
   if (anchors.certs.some((a) => a.der.equals(leaf.der))) {
-    throw reject('TRUST_CERT_INVALID', `signer certificate "${leaf.name}" is itself a trusted CA`, 'sign with a certificate issued by the CA');
+    throw reject('TRUST_CERT_INVALID', `${purpose.leaf} "${leaf.name}" is itself a trusted CA`, `${purpose.use} a certificate issued by the CA`);
   }
   const path: ParsedCert[] = [leaf];
-  checkKey(leaf, 'signer certificate', reject);
+  checkKey(leaf, purpose.leaf, reject);
   for (;;) {
     const cur = path[path.length - 1]!;
     checkCertSigAlg(cur, reject);
@@ -78,14 +91,14 @@ export function validatePath(opts: ValidatePathOptions): ParsedCert[] {
     checkKey(next, 'intermediate CA', reject);
     path.push(next);
   }
-  checkPolicy(path, opts.at, reject);
+  checkPolicy(path, opts.at, purpose, reject);
   return path;
 }
 
 type Reject = (code: ErrorCode, message: string, hint?: string) => MosError;
 
-function roleOf(i: number, path: readonly ParsedCert[]): string {
-  return i === 0 ? 'signer certificate' : i === path.length - 1 ? 'CA certificate' : 'intermediate CA certificate';
+function roleOf(i: number, path: readonly ParsedCert[], purpose: Purpose): string {
+  return i === 0 ? purpose.leaf : i === path.length - 1 ? 'CA certificate' : 'intermediate CA certificate';
 }
 
 function checkCertSigAlg(cert: ParsedCert, reject: Reject): void {
@@ -117,9 +130,9 @@ function checkKey(cert: ParsedCert, role: string, reject: Reject): void {
 }
 
 // Checks run once the path is known, in the order a person would fix them.
-function checkPolicy(path: readonly ParsedCert[], at: Date, reject: Reject): void {
+function checkPolicy(path: readonly ParsedCert[], at: Date, purpose: Purpose, reject: Reject): void {
   path.forEach((cert, i) => {
-    const role = roleOf(i, path);
+    const role = roleOf(i, path, purpose);
     if (cert.notAfter < at) {
       throw reject('TRUST_CERT_EXPIRED', `${role} expired on ${isoSeconds(cert.notAfter)} ("${cert.name}")`, 'renew the certificate');
     }
@@ -128,14 +141,17 @@ function checkPolicy(path: readonly ParsedCert[], at: Date, reject: Reject): voi
     }
     const unknown = cert.extensions.find((e) => e.critical && !KNOWN_EXTENSIONS.has(e.oid));
     if (unknown) throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" has an unknown critical extension ${unknown.oid}`);
-    // EKU nests down the path (as Go's crypto/x509 does): each certificate that lists EKUs must allow code signing.
+    // EKU nests down the path (as Go's crypto/x509 does): each certificate that lists EKUs must allow the purpose.
     const eku = cert.node.keyUsage;
-    if (eku !== undefined && !eku.includes(EKU_CODE_SIGNING) && !eku.includes(EKU_ANY)) {
-      throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" extended key usage does not allow code signing (has ${eku.join(', ') || 'none'})`);
+    if (eku !== undefined && !eku.includes(purpose.eku) && !eku.includes(EKU_ANY)) {
+      throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" extended key usage does not allow ${purpose.words} (has ${eku.join(', ') || 'none'})`);
     }
     const ku = cert.core.extKeyUsage;
     if (i === 0) {
-      if (ku && !ku.digitalSignature) throw reject('TRUST_CERT_INVALID', `signer certificate "${cert.name}" key usage lacks digitalSignature`);
+      if (ku && !ku.digitalSignature) throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" key usage lacks digitalSignature`);
+      if (!purpose.leafMayBeCa && cert.core.extBasicConstraints?.isCA) {
+        throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" is a CA certificate (basicConstraints CA:TRUE)`, 'issue a leaf certificate (CA:FALSE) for the client');
+      }
       return;
     }
     const bc = cert.core.extBasicConstraints;
