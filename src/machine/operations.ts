@@ -442,6 +442,7 @@ export class OperationEngine {
       switch (r.action) {
         case 'update': {
           result = await this.runUpdate(op, r, signal, opts);
+          this.finishProgress(op);
           final = r.mode === 'download' ? 'downloaded' : r.mode === 'stage' ? 'staged' : 'committed';
           break;
         }
@@ -495,7 +496,10 @@ export class OperationEngine {
         if (phase === 'downloading') this.startProgress(op, detail.needs);
       }
       // Synchronous state change first: a cancel arriving after `applying` is refused, not lost.
-      if (phase === 'applying') op.cancelable = false;
+      if (phase === 'applying') {
+        op.cancelable = false;
+        this.finishProgress(op);
+      }
       void this.setPhase(op, phase);
     };
     return performUpdate({
@@ -536,6 +540,23 @@ export class OperationEngine {
       layersTotal: targets.reduce((n, t) => n + t.layersTotal, 0),
       targets,
     };
+  }
+
+  /**
+   * The download is over (its blobs are all in the store): the totals are reached, including blobs a
+   * copy does not report byte by byte (image manifests). One last progress event says so.
+   */
+  private finishProgress(op: Operation): void {
+    const p = op.progress;
+    if (!p || !this.blobs.has(op.id)) return;
+    this.blobs.delete(op.id);
+    for (const t of p.targets) {
+      t.bytesDone = t.bytesTotal;
+      t.layersDone = t.layersTotal;
+    }
+    p.bytesDone = p.bytesTotal;
+    p.layersDone = p.layersTotal;
+    void this.emit('operation.progress', op);
   }
 
   private progress(op: Operation, ev: ProgressEvent): void {

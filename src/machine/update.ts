@@ -111,7 +111,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const hostfsNames = new Set([...current.targets.map((t) => t.target), ...newTargets].filter((t) => t.service_type === 'hostfs').map((t) => t.service_name));
   const hostfsTouched = [...plan.added, ...plan.removed, ...plan.changed.map((c) => c.name)].filter((n) => hostfsNames.has(n));
   opts.authorize?.(plan, incoming, { hostfs: hostfsTouched });
-  const needs = plan.noop && mode === 'stage' ? [] : await measurePull({ root: opts.root, targets: newTargets, fetched, ...pass(opts), log });
+  const needs = plan.noop && mode === 'stage' ? [] : (await measurePull({ root: opts.root, targets: newTargets, fetched, ...pass(opts), log })).filter((n) => n.bytes > 0);
   const bytesToFetch = needs.reduce((n, x) => n + x.bytes, 0);
   const free = await freeBytes(systemPaths(opts.root).store);
   const checks: UpdateChecks = {

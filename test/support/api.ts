@@ -218,3 +218,63 @@ export function conformance(method: string, path: string, a: ApiAnswer): string[
   if (!validate) return [`no schema at ${ref}`];
   return validate(a.json) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
 }
+
+/** A `mosctl serve` process started by a test (stopped by its PID in teardown). */
+export interface ServerProcess {
+  readonly url: string;
+  readonly pid: number;
+  /** The server's JSON log lines so far. */
+  readonly log: () => string;
+  /** Sends `signal` and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts the built `mosctl serve` on a free loopback port and waits until it listens. */
+export async function spawnServer(t: Test, opts: { root: string; api: ApiPki; args?: readonly string[] }): Promise<ServerProcess> {
+  const { spawn } = await import('node:child_process');
+  const { childEnv, cliPath, plainNode } = await import('./cli.js');
+  const [cmd, argv] = plainNode([
+    cliPath('mosctl'), '--root', opts.root, 'serve', '--listen', '127.0.0.1:0',
+    '--tls-cert', opts.api.server.cert, '--tls-key', opts.api.server.key, '--client-ca', opts.api.clientCa, ...(opts.args ?? []),
+  ]);
+  const child = spawn(cmd, argv, { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.on('exit', () => ((exited = true), resolve())));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (exited) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await exit;
+    clearTimeout(timer);
+  };
+  t.teardown(() => stop('SIGTERM'));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mosctl serve did not start:\n${log}`)), 30_000);
+    child.stderr.on('data', (b: Buffer) => {
+      log += b.toString();
+      const m = /"msg":"serving the upgrade API","url":"(https:\/\/[^"]+)"/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`mosctl serve exited with ${code}:\n${log}`));
+    });
+  });
+  return { url, pid: child.pid!, log: () => log, stop };
+}
+
+/** Polls an operation until `done(op)` holds (or the timeout passes). */
+export async function waitOperation(c: TestClient, id: string, done: (op: { phase: string; progress?: { bytesDone: number } }) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown> & { phase: string }> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const a = await c.call('GET', `/v1/operations/${id}`);
+    const op = a.json as Record<string, unknown> & { phase: string; progress?: { bytesDone: number } };
+    if (done(op)) return op;
+    if (Date.now() > until) throw new Error(`operation ${id} still ${op.phase} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
