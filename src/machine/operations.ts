@@ -356,6 +356,19 @@ export class OperationEngine {
         hint: `wait for it (GET /v1/operations/${busy.id}) or cancel it`,
       });
     }
+    // Accepting takes a few awaits; the reservation keeps a second request from slipping in meanwhile.
+    if (this.accepting) throw new MosError({ code: 'API_BUSY', subject: 'operations', message: 'another mutating request is being accepted right now', hint: 'retry in a moment' });
+    this.accepting = true;
+    try {
+      return await this.accept(request, opts);
+    } finally {
+      this.accepting = false;
+    }
+  }
+
+  private accepting = false;
+
+  private async accept(request: OperationRequest, opts: SubmitOptions): Promise<{ operation: Operation; created: boolean }> {
     const head = await currentGeneration({ root: this.opts.root });
     const now = new Date().toISOString();
     const op: Operation = {

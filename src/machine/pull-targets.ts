@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { copy, openLayout, type Descriptor } from '../oci/index.js';
+import { copy, openLayout, sweepStrays, type Descriptor } from '../oci/index.js';
 import { systemPaths } from './paths.js';
 import type { FetchedInstall } from './fetch-install.js';
 import { checkSquashfsImage, hasImage, openStore, targetDescriptor } from './store.js';
@@ -30,6 +30,9 @@ export interface PullTargetsOptions {
  */
 export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargetsResult> {
   const store = await openStore(opts.root, opts.log);
+  // The caller holds the config lock: a temp file of a writer that is gone is a crash's leftover.
+  const swept = await sweepStrays(store);
+  if (swept.length) opts.log?.info(`removed ${swept.length} partial file(s) a crashed writer left in the store`);
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
   const todo: { target: InstallTarget; desc: Descriptor }[] = [];
   const present: string[] = [];

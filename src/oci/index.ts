@@ -5,7 +5,7 @@ export { verified, verifyBytes } from './verify.js';
 export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.js';
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
-export { fsck, gc, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
+export { fsck, gc, sweepStrays, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
 export { childrenOf, isIndexType, isManifestType } from './graph.js';
 export { parseImageManifest, parseImageIndex, parseJsonObject } from './documents.js';
 export { hostPlatform, resolvePlatform, formatPlatform } from './platform.js';

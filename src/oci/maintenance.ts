@@ -223,3 +223,14 @@ async function forEachLimited<T>(items: readonly T[], n: number, fn: (item: T) =
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
 }
+
+/**
+ * Removes the temp files of writers that are gone (a blob half-written when its process was killed);
+ * a live writer's files are left alone. Run by a writer before it copies into the store, so a crash
+ * leaves no partial file behind for long. Returns the paths removed.
+ */
+export async function sweepStrays(store: LayoutStore): Promise<string[]> {
+  const gone = (await listStrays(store.dir)).filter((s) => s.abandoned);
+  for (const s of gone) await rm(s.path, { force: true });
+  return gone.map((s) => s.path);
+}

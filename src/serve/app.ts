@@ -16,6 +16,10 @@ import openapi from './openapi.json' with { type: 'json' };
 export type IdentityOf = (socket: TLSSocket) => ClientIdentity | undefined;
 
 export interface AppLimits {
+  /** Fastify sets these on the server it is given (they would override the server's own). */
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
   /** Largest request body (413 beyond). */
   readonly bodyBytes: number;
   /** Requests per client certificate per window (429 with Retry-After beyond). */
@@ -124,11 +128,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     serverFactory: opts.serverFactory,
     bodyLimit: opts.limits.bodyBytes,
+    requestTimeout: opts.limits.requestTimeoutMs,
+    connectionTimeout: opts.limits.idleTimeoutMs,
+    keepAliveTimeout: opts.limits.keepAliveTimeoutMs,
     logger: false,
     return503OnClosing: true,
     // Validate, never repair: no coercion, no defaults, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, strict: false } },
   });
+
+  // JSON only: a text/plain body is a 415, not a string that fails validation.
+  app.removeContentTypeParser(['text/plain']);
 
   // Who is calling: the TLS layer verified the chain; no identity means no request.
   app.addHook('onRequest', async (req, reply) => {

@@ -10,13 +10,8 @@ import { buildApp, type AppLimits } from './app.js';
 export interface ServeLimits extends AppLimits {
   /** Time to complete the TLS handshake. */
   readonly handshakeTimeoutMs: number;
-  /** Time to receive a request's headers (slowloris), and the whole request. */
+  /** Time to receive a request's headers (slowloris); requestTimeoutMs (AppLimits) bounds the whole request. */
   readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  /** A connection with no traffic this long is closed (event streams send a ping every 15 s). */
-  readonly idleTimeoutMs: number;
-  /** Keep-alive between requests. */
-  readonly keepAliveTimeoutMs: number;
   /** Open connections at most; more are refused at accept. */
   readonly maxConnections: number;
 }
@@ -96,6 +91,21 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const anchors: TrustAnchors = parseCaBundle(clientCa, clientCaFile);
   const engine = await OperationEngine.open(opts);
   const identities = new WeakMap<TLSSocket, ClientIdentity>();
+  // Idle connections, by the bytes they moved: Node's socket timeouts do not fire on a TLS connection
+  // of an https server that never sends a request, so a sweep closes any that moved nothing for
+  // idleTimeoutMs (event streams send a comment every 15 s and so stay open).
+  const idle = new Map<TLSSocket, { bytes: number; since: number }>();
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [s, st] of idle) {
+      const bytes = s.bytesRead + s.bytesWritten;
+      if (bytes !== st.bytes) {
+        st.bytes = bytes;
+        st.since = now;
+      } else if (now - st.since >= limits.idleTimeoutMs) s.destroy();
+    }
+  }, Math.max(100, Math.min(1000, limits.idleTimeoutMs / 4)));
+  sweep.unref();
 
   let server: HttpsServer | undefined;
   const app = await buildApp({
@@ -123,8 +133,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         handler,
       );
       server.maxConnections = limits.maxConnections;
-      server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
       server.on('secureConnection', (socket: TLSSocket) => {
+        idle.set(socket, { bytes: 0, since: Date.now() });
+        socket.once('close', () => idle.delete(socket));
         try {
           identities.set(socket, verifyClientChain(peerChain(socket), anchors, new Date()));
         } catch (e) {
@@ -157,6 +168,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // An operation before its commit point is canceled (nothing changes); one past it is finished.
       const running = engine.running();
       if (running?.cancelable) engine.cancel(running.id);
+      clearInterval(sweep);
       server!.closeAllConnections?.();
       await app.close();
       await engine.idle();

@@ -14,7 +14,7 @@ export interface SlowProxy {
  * Starts a proxy to `target` (`127.0.0.1:PORT`). Replies are paced at `rate` bytes per second in 16 KiB
  * slices, so a download through it takes a predictable time (a cancel or a kill can land mid-blob).
  */
-export async function startSlowProxy(t: Test, target: string, rate: number): Promise<SlowProxy> {
+export async function startSlowProxy(t: Pick<Test, "teardown">, target: string, rate: number): Promise<SlowProxy> {
   const [thost, tport] = target.split(':') as [string, string];
   const sockets = new Set<Socket>();
   const proxy: SlowProxy = { host: '', rate, close: async () => {} };
