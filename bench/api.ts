@@ -142,7 +142,7 @@ try {
 
   const port = await freePort();
   const server = await startProcess(
-    [process.execPath, mosctl, '--root', root, 'serve', '--listen', `127.0.0.1:${port}`, '--tls-cert', api.server.cert, '--tls-key', api.server.key, '--client-ca', api.clientCa, '--rate-limit', '100000000', '--max-connections', String(CLIENTS + 16)],
+    [process.execPath, mosctl, '--root', root, 'serve', '--listen', `127.0.0.1:${port}`, '--tls-cert', api.server.cert, '--tls-key', api.server.key, '--client-ca', api.clientCa, '--rate-limit', '1000000', '--max-connections', String(CLIENTS + 16)],
     /"url":"(https:\/\/[^"]+)"/,
   );
   const statusBody = Buffer.from(JSON.stringify((await (await request(new URL('/v1/status', server.url), { dispatcher: new Agent({ connect: { ...tls, servername: 'localhost' } }) })).body.json()) as object));

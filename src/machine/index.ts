@@ -4,7 +4,7 @@ export { systemPaths, targetPaths, MANIFEST_CA_PATH, type SystemPaths, type Targ
 export { loadSystem, type LoadedSystem, type LoadedTarget, type InstallVerifier, type InstallFiles } from './load-system.js';
 export { hasImage, targetDescriptor } from './store.js';
 export { status, summarize, type StatusOptions, type StatusResult, type StatusTarget } from './status.js';
-export { withRuntime, statusModel, type LiveStatus, type StatusModel, type TargetRuntime } from './runtime-view.js';
+export { withRuntime, statusModel, cachedStatusModel, type LiveStatus, type StatusModel, type TargetRuntime } from './runtime-view.js';
 export { history, type HistoryEntry, type HistoryOptions } from './history.js';
 export { install, type InstallOptions, type InstallResult } from './install.js';
 export { update, type UpdateOptions, type UpdateResult } from './update.js';

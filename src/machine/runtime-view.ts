@@ -1,4 +1,5 @@
 import { mountAt, readMountInfo } from '../host/index.js';
+import { currentGeneration } from '../config/index.js';
 import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { targetPaths } from './paths.js';
 import { realRoot } from './target-root.js';
@@ -48,4 +49,18 @@ export interface StatusModel extends LiveStatus {
 export async function statusModel(root: string, ref?: string | number): Promise<StatusModel> {
   const live = await withRuntime(root, await status({ root, ...(ref !== undefined ? { ref } : {}) }));
   return { apiVersion: 'mosctl/v1', kind: 'Status', ...live };
+}
+
+/**
+ * A reader of the status model that re-reads the config repository only when HEAD moved (a generation
+ * is immutable, so its summary is cached by commit id); the live view is read every time. For a
+ * long-running reader (the upgrade API), where a read costs ~10 ms and the HEAD check ~2 ms.
+ */
+export function cachedStatusModel(root: string): () => Promise<StatusModel> {
+  let cached: { oid: string; status: StatusResult } | undefined;
+  return async () => {
+    const head = await currentGeneration({ root });
+    if (cached?.oid !== head.oid) cached = { oid: head.oid, status: await status({ root, ref: head.oid }) };
+    return { apiVersion: 'mosctl/v1', kind: 'Status', ...(await withRuntime(root, cached.status)) };
+  };
 }

@@ -4,11 +4,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import rateLimit from '@fastify/rate-limit';
 import { MosError, exitCodeOf, isMosError, type ErrorCode, type Logger } from '../base/index.js';
 import {
-  appendAudit, errorOf, history, readAudit, statusModel,
+  appendAudit, cachedStatusModel, errorOf, history, readAudit, statusModel,
   type EngineEvent, type Operation, type OperationEngine, type OperationMode, type OperationRequest, type Plan,
 } from '../machine/index.js';
 import type { ClientIdentity } from '../trust/index.js';
 import { allows, roleOf, updateAuthorizer, type Role } from './roles.js';
+import { coalesce } from './coalesce.js';
 // The contract: routes take their request and response schemas from this document, and serve it.
 import openapi from './openapi.json' with { type: 'json' };
 
@@ -236,8 +237,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   route('GET', '/v1/openapi.json', async () => openapi);
   route('GET', '/v1/whoami', async (_req, _reply, c) => ({ subject: c.id.subject, fingerprint: c.id.fingerprint, role: c.role }));
-  route('GET', '/v1/status', async () => statusModel(root));
-  route('GET', '/v1/generations', async () => ({ generations: await history({ root }) }));
+  // Many clients poll these: concurrent requests share reads (each still sees state from after it arrived).
+  const readStatus = coalesce(cachedStatusModel(root));
+  const readHistory = coalesce(async () => ({ generations: await history({ root }) }));
+  route('GET', '/v1/status', async () => readStatus());
+  route('GET', '/v1/generations', async () => readHistory());
 
   const planView = (p: Plan) => ({ ...p, requiredRole: p.rebootRequired ? 'mos:admin' : 'mos:apps' });
   route<{ source: string; allowDowngrade?: boolean }>('POST', '/v1/plans', async (req, _reply, c) => {

@@ -171,6 +171,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       clearInterval(sweep);
       server!.closeAllConnections?.();
       await app.close();
+      // Fastify closes only a server it started listening itself (not one on an inherited fd).
+      if (server!.listening) await new Promise<void>((resolve) => server!.close(() => resolve()));
       await engine.idle();
     },
   };
