@@ -308,8 +308,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   route('GET', '/v1/operations', async () => ({ operations: engine.list() }));
   route<unknown, { id: string }>('GET', '/v1/operations/{id}', async (req) => engine.get(req.params.id));
-  route<unknown, { id: string }>('POST', '/v1/operations/{id}/cancel', async (req, reply) => {
+  route<unknown, { id: string }>('POST', '/v1/operations/{id}/cancel', async (req, reply, c) => {
     req.audit = { action: `cancel ${req.params.id}`, operation: req.params.id };
+    // A role may cancel what it could have started: mos:apps not an operation only mos:admin may run.
+    const target = engine.get(req.params.id);
+    if (!allows(c.role, 'mos:admin') && (target.client === undefined || !allows(c.role, target.client.role as Role))) {
+      throw new MosError({ code: 'API_FORBIDDEN', subject: `role ${c.role}`, message: `may not cancel operation ${target.id}, started by ${target.client?.role ?? 'the machine'}` });
+    }
     const op = engine.cancel(req.params.id);
     reply.code(202);
     return op;

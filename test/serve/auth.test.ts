@@ -112,6 +112,9 @@ t.test('upgrade API authentication and roles', { skip }, async (t) => {
     { name: 'rollback (none to go to)', method: 'POST', path: '/v1/rollback', body: {}, reader: 403, apps: 403, admin: 'ok', norole: 403 },
     { name: 'audit log', method: 'GET', path: '/v1/audit', reader: 403, apps: 403, admin: 'ok', norole: 403 },
     { name: 'unknown operation', method: 'GET', path: '/v1/operations/00000000-0000-0000-0000-000000000000', reader: 404, apps: 404, admin: 404, norole: 403 },
+    { name: 'cancel an unknown operation', method: 'POST', path: '/v1/operations/00000000-0000-0000-0000-000000000000/cancel', reader: 403, apps: 404, admin: 404, norole: 403 },
+    { name: 'unknown plan', method: 'GET', path: '/v1/plans/00000000-0000-0000-0000-000000000000', reader: 403, apps: 404, admin: 404, norole: 403 },
+    { name: 'download an apps-only manifest', method: 'POST', path: '/v1/operations', body: { source: apps.reference, mode: 'download' }, reader: 403, apps: 'ok', admin: 'ok', norole: 403 },
   ];
   await t.test('every role against every endpoint', async (t) => {
     for (const role of ['reader', 'apps', 'admin', 'norole'] as const) {

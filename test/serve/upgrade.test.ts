@@ -207,6 +207,10 @@ t.test('a remote upgrade through mosctl serve', { skip }, async (t) => {
     await waitOperation(c, id, (o) => o.phase === 'downloading' && (o.progress?.bytesDone ?? 0) > 0);
     const ingest = join(root, 'atomfs-store', 'mos', 'ingest');
     t.ok(readdirSync(ingest).length > 0, 'a blob is being written when the cancel arrives');
+    const appsClient = testClient(t, server.url, api, await api.client('app-team', { orgs: ['mos:apps'] }));
+    const refused = await appsClient.call('POST', `/v1/operations/${id}/cancel`);
+    t.equal(refused.status, 403, 'mos:apps may not cancel what only mos:admin may start');
+    t.match(refused.json, { error: { code: 'API_FORBIDDEN', message: /started by mos:admin/ } });
     const cancel = await c.call('POST', `/v1/operations/${id}/cancel`);
     t.equal(cancel.status, 202, cancel.text);
     t.same(conformance('POST', `/v1/operations/${id}/cancel`, cancel), []);
