@@ -11,6 +11,7 @@ import * as history from './mosctl/history.js';
 import * as install from './mosctl/install.js';
 import * as mount from './mosctl/mount.js';
 import * as operations from './mosctl/operations.js';
+import * as pin from './mosctl/pin.js';
 import * as rollback from './mosctl/rollback.js';
 import * as serve from './mosctl/serve.js';
 import * as status from './mosctl/status.js';
@@ -19,5 +20,5 @@ import * as update from './mosctl/update.js';
 import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
-for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot, serve, operations, audit]) sub.register(program);
+for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot, serve, operations, audit, pin]) sub.register(program);
 await runProgram(program, process.argv);

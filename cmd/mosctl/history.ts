@@ -25,7 +25,7 @@ function historyText(h: readonly HistoryEntry[]): string {
   return table(
     ['GEN', 'COMMIT', 'TIME', 'MESSAGE', 'TARGETS'],
     h.map((e) => [
-      `${e.number}${e.current ? '*' : ''}`,
+      `${e.number}${e.current ? '*' : ''}${e.pinned ? ' pinned' : ''}`,
       e.oid.slice(0, 12),
       when(e.time),
       e.message,

@@ -96,7 +96,7 @@ export function action<A extends unknown[]>(
         code: 'USAGE',
         subject: `${cmd.name()} --server`,
         message: `${cmd.name()} runs on the machine itself and is not available through the upgrade API`,
-        hint: 'remote commands: status, history, update, rollback, activate, deactivate, gc, audit, operations',
+        hint: 'remote commands: status, history, update, rollback, activate, deactivate, gc, pin, unpin, audit, operations',
       });
     }
     const log = stderrLogger({ debug: globals.debug, json: globals.json });

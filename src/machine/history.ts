@@ -1,6 +1,7 @@
 import { isMosError } from '../base/index.js';
 import { listHistory, readGeneration } from '../config/index.js';
 import { loadSystem, type InstallVerifier } from './load-system.js';
+import { readPins } from './pins.js';
 
 /** One generation in `mosctl history`. */
 export interface HistoryEntry {
@@ -14,6 +15,8 @@ export interface HistoryEntry {
   /** Why this generation could not be read (an old broken generation does not hide the others). */
   readonly problem?: string;
   readonly current: boolean;
+  /** Pinned (`mosctl pin`): gc --keep keeps its images. */
+  readonly pinned: boolean;
 }
 
 /** Options of history. */
@@ -25,9 +28,10 @@ export interface HistoryOptions {
 /** Every generation of the installed system, oldest first, with product and target digests. */
 export async function history(opts: HistoryOptions): Promise<HistoryEntry[]> {
   const gens = await listHistory({ root: opts.root });
+  const pins = await readPins(opts.root);
   const out: HistoryEntry[] = [];
   for (const g of gens) {
-    const base = { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length };
+    const base = { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length, pinned: pins.has(g.oid) };
     try {
       const s = await loadSystem(await readGeneration({ root: opts.root, ref: g.oid }), opts.verify ? { verify: opts.verify } : {});
       const products = [...new Set([...s.manifests.values()].map((m) => m.value.product))];

@@ -25,3 +25,4 @@ export { type UpdateMode, type UpdatePhase, type UpdateChecks } from './update.j
 export { type UpdatePlan } from './plan-update.js';
 export { type PullNeed } from './pull-targets.js';
 export { appendAudit, readAudit, type AuditEntry } from './audit.js';
+export { readPins, setPin, type PinResult } from './pins.js';

@@ -31,7 +31,7 @@ export type OperationRequest =
   | { readonly action: 'rollback'; readonly to?: number }
   | { readonly action: 'activate'; readonly target: string }
   | { readonly action: 'deactivate'; readonly target: string }
-  | { readonly action: 'gc'; readonly dryRun: boolean };
+  | { readonly action: 'gc'; readonly dryRun: boolean; readonly keep?: number };
 
 export type OperationAction = OperationRequest['action'];
 
@@ -477,7 +477,7 @@ export class OperationEngine {
         case 'gc':
           signal.throwIfAborted();
           await this.setPhase(op, 'applying');
-          result = await systemGc({ root: this.opts.root, dryRun: r.dryRun, log: this.log });
+          result = await systemGc({ root: this.opts.root, dryRun: r.dryRun, ...(r.keep !== undefined ? { keep: r.keep } : {}), log: this.log });
           break;
       }
       op.result = result;

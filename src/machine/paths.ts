@@ -25,6 +25,8 @@ export interface SystemPaths {
   readonly eventsLog: string;
   /** `config/audit.jsonl`: append-only audit log of every API request that changes something. */
   readonly auditLog: string;
+  /** `config/pins.json`: commit ids of pinned generations, whose images gc --keep never removes. */
+  readonly pinsFile: string;
   /** `config/`: the config repository and its lock. */
   readonly configDir: string;
   /** `config/manifest.git/`: generations of the system state (branch master). */
@@ -53,6 +55,7 @@ export function systemPaths(root: string): SystemPaths {
     operationsDir: join(configDir, 'operations'),
     eventsLog: join(configDir, 'events.jsonl'),
     auditLog: join(configDir, 'audit.jsonl'),
+    pinsFile: join(configDir, 'pins.json'),
     configDir,
     repoDir: join(configDir, 'manifest.git'),
     lockPath: join(configDir, 'manifest.lock'),

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import rateLimit from '@fastify/rate-limit';
 import { MosError, exitCodeOf, isMosError, type ErrorCode, type Logger } from '../base/index.js';
 import {
-  appendAudit, cachedStatusModel, errorOf, history, readAudit, statusModel,
+  appendAudit, cachedStatusModel, errorOf, history, readAudit, setPin, statusModel,
   type EngineEvent, type Operation, type OperationEngine, type OperationMode, type OperationRequest, type Plan,
 } from '../machine/index.js';
 import type { ClientIdentity } from '../trust/index.js';
@@ -330,10 +330,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return accepted(req, reply, { action, target: req.params.name }, c);
     });
   }
-  route<{ dryRun?: boolean }>('POST', '/v1/gc', async (req, reply, c) => {
-    req.audit = { action: `gc${req.body.dryRun ? ' dry-run' : ''}` };
-    return accepted(req, reply, { action: 'gc', dryRun: req.body.dryRun ?? false }, c);
+  route<{ dryRun?: boolean; keep?: number }>('POST', '/v1/gc', async (req, reply, c) => {
+    req.audit = { action: `gc${req.body.dryRun ? ' dry-run' : ''}${req.body.keep !== undefined ? ` keep ${req.body.keep}` : ''}` };
+    return accepted(req, reply, { action: 'gc', dryRun: req.body.dryRun ?? false, ...(req.body.keep !== undefined ? { keep: req.body.keep } : {}) }, c);
   });
+  for (const verb of ['pin', 'unpin'] as const) {
+    route<unknown, { number: string }>('POST', `/v1/generations/{number}/${verb}`, async (req) => {
+      req.audit = { action: `${verb} ${req.params.number}` };
+      return setPin({ root, ref: Number(req.params.number), pinned: verb === 'pin' });
+    });
+  }
   route<unknown, unknown, { after?: string }>('GET', '/v1/audit', async (req) => ({ entries: await readAudit(root, { after: Number(req.query.after ?? 0), limit: 10_000 }) }));
 
   route<unknown, unknown, { after?: string }>('GET', '/v1/events', async (req, reply) => {
