@@ -17,8 +17,9 @@ import * as serve from './mosctl/serve.js';
 import * as status from './mosctl/status.js';
 import * as umount from './mosctl/umount.js';
 import * as update from './mosctl/update.js';
+import * as upgrade from './mosctl/upgrade.js';
 import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
-for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, rollback, activate, deactivate, boot, serve, operations, audit, pin]) sub.register(program);
+for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, serve, operations, audit, pin]) sub.register(program);
 await runProgram(program, process.argv);

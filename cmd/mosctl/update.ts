@@ -25,7 +25,7 @@ export function register(program: Command): void {
         let r: OperationUpdateResult & { dryRun: boolean };
         if (remote && o.dryRun) {
           const plan = await withClient(remote, (c) => c.call<Plan>('POST', '/v1/plans', { source, allowDowngrade: o.allowDowngrade }));
-          r = { ...plan, dryRun: true, mode: o.mode, blobBytes: 0 };
+          r = { ...plan, dryRun: true, mode: o.mode, blobBytes: 0, repaired: [] };
         } else if (remote) {
           // A fresh key per invocation: a retried POST (lost answer) cannot start a second update.
           r = await remoteOperation(ctx, remote, '/v1/operations', { source, mode: o.mode, allowDowngrade: o.allowDowngrade }, { 'idempotency-key': globalThis.crypto.randomUUID() });
@@ -37,8 +37,11 @@ export function register(program: Command): void {
     );
 }
 
-function updateText(r: OperationUpdateResult & { dryRun: boolean }): string {
-  if (r.noop && r.mode !== 'download') return `already up to date (generation ${r.generation})`;
+export function updateText(r: OperationUpdateResult & { dryRun: boolean }): string {
+  if (r.noop && r.mode !== 'download') {
+    const repaired = r.repaired?.length ? `; fetched the incomplete images of ${r.repaired.join(', ')} again (${r.blobBytes} bytes)` : '';
+    return `already up to date (generation ${r.generation})${repaired}`;
+  }
   const rows = [
     ...r.added.map((n) => ['added', n, '']),
     ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]),
@@ -49,7 +52,7 @@ function updateText(r: OperationUpdateResult & { dryRun: boolean }): string {
     : r.mode === 'download'
       ? `downloaded ${r.blobBytes} blob bytes for manifest ${r.manifest.slice(0, 12)}; nothing committed (generation ${r.generation} stays current)`
       : `updated to generation ${r.generation} (${r.commit.slice(0, 12)}); fetched ${r.blobBytes} blob bytes`;
-  const out = [head, table(['CHANGE', 'TARGET', 'VERSION'], rows)];
+  const out = [head, rows.length ? table(['CHANGE', 'TARGET', 'VERSION'], rows) : `no target changes: the same images, now from manifest ${r.manifest.slice(0, 12)}`];
   if (!r.dryRun) out.push(...nextSteps(r));
   return out.join('\n');
 }

@@ -5,7 +5,7 @@
  */
 
 // Codes are API: add, never renumber. Exit codes: 0 ok, 2 usage, 3 invalid input, 4 trust rejected,
-// 5 integrity, 6 not found, 7 remote, 8 conflict, 9 host, 70 internal bug.
+// 5 integrity, 6 not found, 7 remote, 8 conflict, 9 host, 70 internal bug; 100 = an update is available.
 const EXIT_CODE = {
   USAGE: 2,
 
@@ -111,6 +111,9 @@ const EXIT_CODE = {
   SYSTEM_TARGETS_FAILED: 9,
 
   INTERNAL: 70,
+
+  // not an error: `mosctl upgrade --check` found an update (as `dnf check-update` exits 100)
+  UPDATE_AVAILABLE: 100,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODE;

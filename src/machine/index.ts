@@ -26,3 +26,5 @@ export { type UpdatePlan } from './plan-update.js';
 export { type PullNeed } from './pull-targets.js';
 export { appendAudit, readAudit, type AuditEntry } from './audit.js';
 export { readPins, setPin, type PinResult } from './pins.js';
+export { readTracked, type TrackedSource } from './tracked.js';
+export { upgrade, switchSource, type UpgradeResult } from './upgrade.js';

@@ -1,5 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { createConfigRepo, lockConfig } from '../config/index.js';
+import { writeTracked } from './tracked.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
@@ -75,6 +76,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   opts.onProgress?.({ kind: 'step', step: 'commit' });
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
+  await writeTracked(opts.root, { source: opts.source, manifest: manifest.sha, time: now.toISOString() });
   return {
     generation: 1,
     commit: oid,

@@ -127,7 +127,7 @@ export async function performUpdate(opts: Omit<UpdateOptions, 'mode'> & { readon
 }
 
 /** A dry run kept for an hour so that an operation can be bound to it (`planId`). */
-export interface Plan extends Omit<UpdateResult, 'dryRun' | 'mode' | 'blobBytes'> {
+export interface Plan extends Omit<UpdateResult, 'dryRun' | 'mode' | 'blobBytes' | 'repaired'> {
   readonly id: string;
   readonly createdAt: string;
   readonly expiresAt: string;
@@ -304,7 +304,7 @@ export class OperationEngine {
     });
     const now = Date.now();
     for (const [id, p] of this.plans) if (Date.parse(p.expiresAt) < now) this.plans.delete(id);
-    const { dryRun: _d, mode: _m, blobBytes: _b, ...rest } = r;
+    const { dryRun: _d, mode: _m, blobBytes: _b, repaired: _r, ...rest } = r;
     const plan: Plan = { ...rest, id: randomUUID(), createdAt: new Date(now).toISOString(), expiresAt: new Date(now + PLAN_TTL_MS).toISOString(), source, allowDowngrade: opts.allowDowngrade ?? false };
     this.plans.set(plan.id, plan);
     return plan;

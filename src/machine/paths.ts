@@ -27,6 +27,8 @@ export interface SystemPaths {
   readonly auditLog: string;
   /** `config/pins.json`: commit ids of pinned generations, whose images gc --keep never removes. */
   readonly pinsFile: string;
+  /** `config/source.json`: the tracked source (`mosctl upgrade` re-resolves it). */
+  readonly trackedSource: string;
   /** `config/`: the config repository and its lock. */
   readonly configDir: string;
   /** `config/manifest.git/`: generations of the system state (branch master). */
@@ -56,6 +58,7 @@ export function systemPaths(root: string): SystemPaths {
     eventsLog: join(configDir, 'events.jsonl'),
     auditLog: join(configDir, 'audit.jsonl'),
     pinsFile: join(configDir, 'pins.json'),
+    trackedSource: join(configDir, 'source.json'),
     configDir,
     repoDir: join(configDir, 'manifest.git'),
     lockPath: join(configDir, 'manifest.lock'),

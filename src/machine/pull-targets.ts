@@ -17,6 +17,8 @@ export interface PullTargetsOptions {
   readonly root: string;
   readonly targets: readonly InstallTarget[];
   readonly fetched: FetchedInstall;
+  /** Copy even images tagged in the store (a repair: blobs already present are still skipped). */
+  readonly force?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
   readonly log?: Logger;
@@ -38,7 +40,7 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
   const present: string[] = [];
   for (const target of opts.targets) {
     const desc = targetDescriptor(target);
-    if (await hasImage(store, desc)) {
+    if (!opts.force && (await hasImage(store, desc))) {
       present.push(target.service_name);
       continue;
     }
