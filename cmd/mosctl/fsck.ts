@@ -1,24 +1,37 @@
 import type { Command } from 'commander';
-import { capathOf, capathOption } from '../shared/flags.js';
+import { capathOf, capathOption, registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
 import { mib } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
 
 /** `mosctl fsck`. */
 export function register(program: Command): void {
-  capathOption(program.command('fsck'))
+  registryOptions(capathOption(program.command('fsck')))
     .description("verify every blob of the image store (<root>/atomfs-store/mos), that every current target is present, and every generation's signatures")
     .option('--clean', 'remove temp files left by crashed writers', false)
     .option('--skip-signatures', 'check the image store only, not the signatures of the config', false)
+    .option('--repair', 'remove corrupt blobs and fetch again (verified) what the current generation misses, from where each manifest came', false)
+    .option('--source <ref>', 'with --repair: fetch from this source instead (it must name the same install manifest)')
     .action(
-      action(async (ctx, f: { clean: boolean; capath?: string; skipSignatures: boolean }) => {
-        const r = await (await machine()).systemFsck({ root: ctx.globals.root, clean: f.clean, skipSignatures: f.skipSignatures, ...capathOf(f), log: ctx.log });
-        const lines = [`${r.store}: ${r.blobs} blobs, ${mib(r.bytes)} MiB, ${r.ok ? 'ok' : 'PROBLEMS'}`];
+      action(async (ctx, f: RegistryFlags & { clean: boolean; capath?: string; skipSignatures: boolean; repair: boolean; source?: string }) => {
+        const m = await machine();
+        const lines: string[] = [];
+        let fixed: Awaited<ReturnType<typeof m.repairStore>> | undefined;
+        if (f.repair) {
+          fixed = await m.repairStore({ root: ctx.globals.root, ...capathOf(f), ...registryAccess(f), ...(f.source ? { source: f.source } : {}), log: ctx.log });
+          for (const d of fixed.removedCorrupt) lines.push(`removed corrupt blob ${d}`);
+          for (const x of fixed.repaired) lines.push(`repaired ${x.target} from ${x.source}`);
+          for (const x of fixed.unrepaired) lines.push(`could not repair ${x.target}: ${x.reason}`);
+          if (fixed.repaired.length) lines.push(`fetched ${fixed.blobBytes} blob bytes`);
+        }
+        const r = await m.systemFsck({ root: ctx.globals.root, clean: f.clean, skipSignatures: f.skipSignatures, ...capathOf(f), log: ctx.log });
+        lines.push(`${r.store}: ${r.blobs} blobs, ${mib(r.bytes)} MiB, ${r.ok ? 'ok' : 'PROBLEMS'}`);
         if (r.installed && !f.skipSignatures) lines.push(`config: ${r.signaturesVerified} generation${r.signaturesVerified === 1 ? '' : 's'} with verified signatures`);
         for (const p of r.problems) lines.push(`  ${p}`);
         if (r.dangling.length) lines.push(`  ${r.dangling.length} unreferenced blobs (mosctl gc removes them)`);
         if (r.strays.length) lines.push(`  ${r.strays.length} temp files of interrupted writes${f.clean ? ' (removed those of dead writers)' : ' (--clean removes them)'}`);
-        return { result: r, text: lines.join('\n'), ...(r.ok ? {} : { failure: 'SYSTEM_INTEGRITY' as const }) };
+        const ok = r.ok && (fixed?.unrepaired.length ?? 0) === 0;
+        return { result: fixed ? { ...r, repair: fixed } : r, text: lines.join('\n'), ...(ok ? {} : { failure: 'SYSTEM_INTEGRITY' as const }) };
       }),
     );
 }

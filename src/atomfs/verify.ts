@@ -25,7 +25,7 @@ export async function readBlobFacts(layer: PlannedLayer): Promise<BlobFacts> {
   try {
     ({ fh } = await openRegular(layer.blob, { noFollow: true })); // a blob is a regular file of its layout
   } catch (e) {
-    if (isMosError(e, 'INPUT_INVALID')) throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: `blob ${layer.blob} ${e.message}`, hint: 'run mosctl fsck', cause: e });
+    if (isMosError(e, 'INPUT_INVALID')) throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: `blob ${layer.blob} ${e.message}`, hint: 'run mosctl fsck (--repair fetches damaged blobs again)', cause: e });
     throw new MosError({ code: 'OCI_BLOB_UNKNOWN', subject, message: `cannot open blob ${layer.blob}: ${e instanceof Error ? e.message : String(e)}`, cause: e });
   }
   try {
@@ -112,7 +112,7 @@ export async function verifyLayer(
         code: 'ATOMFS_VERITY_MISMATCH',
         subject,
         message: `verity check failed: the blob does not match its root hash ${layer.rootHash}`,
-        hint: 'the stored blob is corrupt or was tampered with; remove it and pull the image again',
+        hint: 'the stored blob is corrupt or was tampered with: mosctl fsck --repair removes it and fetches it again (verified)',
         cause: e,
       });
     }
@@ -125,7 +125,7 @@ export async function verifyLayer(
   const { fh } = await openRegular(layer.blob, { noFollow: true });
   for await (const chunk of fh.createReadStream({ signal: opts.signal })) hash.update(chunk as Buffer);
   if (hash.digest('hex') !== hex) {
-    throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'remove it and pull the image again (mosctl fsck lists the damage)' });
+    throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'mosctl fsck --repair removes it and fetches it again (verified)' });
   }
   await ensureDir(opts.verifiedDir);
   await writeFileAtomic(path, want);

@@ -28,3 +28,4 @@ export { appendAudit, readAudit, type AuditEntry } from './audit.js';
 export { readPins, setPin, type PinResult } from './pins.js';
 export { readTracked, type TrackedSource } from './tracked.js';
 export { upgrade, switchSource, type UpgradeResult } from './upgrade.js';
+export { repairStore, type RepairOptions, type RepairResult } from './repair.js';

@@ -1,6 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { createConfigRepo, lockConfig } from '../config/index.js';
-import { writeTracked } from './tracked.js';
+import { recordManifestSource, writeTracked } from './tracked.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
@@ -77,6 +77,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
   await writeTracked(opts.root, { source: opts.source, manifest: manifest.sha, time: now.toISOString() });
+  await recordManifestSource(opts.root, manifest.sha, opts.source);
   return {
     generation: 1,
     commit: oid,

@@ -29,6 +29,8 @@ export interface SystemPaths {
   readonly pinsFile: string;
   /** `config/source.json`: the tracked source (`mosctl upgrade` re-resolves it). */
   readonly trackedSource: string;
+  /** `config/manifest-sources.json`: where each install manifest (by `<sha>`) was fetched from, for repair. */
+  readonly manifestSources: string;
   /** `config/`: the config repository and its lock. */
   readonly configDir: string;
   /** `config/manifest.git/`: generations of the system state (branch master). */
@@ -59,6 +61,7 @@ export function systemPaths(root: string): SystemPaths {
     auditLog: join(configDir, 'audit.jsonl'),
     pinsFile: join(configDir, 'pins.json'),
     trackedSource: join(configDir, 'source.json'),
+    manifestSources: join(configDir, 'manifest-sources.json'),
     configDir,
     repoDir: join(configDir, 'manifest.git'),
     lockPath: join(configDir, 'manifest.lock'),

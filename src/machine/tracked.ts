@@ -40,3 +40,24 @@ export async function requireTracked(root: string): Promise<TrackedSource> {
   }
   return t;
 }
+
+/** Where each install manifest was fetched from (`<sha>` → SOURCE), for `fsck --repair`. */
+export async function readManifestSources(root: string): Promise<Record<string, string>> {
+  const file = systemPaths(root).manifestSources;
+  if (!(await statOrAbsent(file))) return {};
+  try {
+    const v = JSON.parse((await readFileLimited(file, 4 * 1024 * 1024)).toString('utf8')) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')) return v as Record<string, string>;
+  } catch {
+    /* reported below */
+  }
+  throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'must be a JSON object of manifest sha to source', hint: 'remove it; repairs then need --source' });
+}
+
+/** Records that manifest `sha` came from `source` (the caller holds the config lock). */
+export async function recordManifestSource(root: string, sha: string, source: string): Promise<void> {
+  const all = await readManifestSources(root).catch(() => ({}) as Record<string, string>);
+  if (all[sha] === source) return;
+  all[sha] = source;
+  await writeFileAtomic(systemPaths(root).manifestSources, JSON.stringify(all, null, 2) + '\n');
+}

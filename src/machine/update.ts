@@ -2,17 +2,17 @@ import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
-import { compareVersions, parseInstallManifest, type InstallManifest, type InstallTarget } from '../manifest/index.js';
+import { compareVersions, parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
-import { parseImageManifest, type RegistryAccess } from '../oci/index.js';
+import type { RegistryAccess } from '../oci/index.js';
 import { fetchInstall } from './fetch-install.js';
 import { pass } from './install.js';
 import { planUpdate, type UpdatePlan } from './plan-update.js';
 import { measurePull, pullTargets, type PullNeed } from './pull-targets.js';
 import { loadSystem } from './load-system.js';
 import { systemPaths } from './paths.js';
-import { writeTracked } from './tracked.js';
-import { hasImage, openStore, targetDescriptor } from './store.js';
+import { recordManifestSource, writeTracked } from './tracked.js';
+import { incompleteImages, openStore } from './store.js';
 import { generationFiles, tripleNames, tripleOf } from './sys-files.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
 
@@ -132,13 +132,14 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const rebootRequired = hostfsTouched.length > 0;
   const base = { ...summary, mode, manifest: incoming.sha, generation: head.number, commit: head.oid, blobBytes: 0, bytesToFetch, fetch: needs, checks, rebootRequired, repaired: [] as string[] };
   const track = async (): Promise<void> => {
+    await recordManifestSource(opts.root, incoming.sha, opts.source);
     if (opts.track || incoming.value.update_type === 'complete') await writeTracked(opts.root, { source: opts.source, manifest: incoming.sha, time: now.toISOString() });
   };
   if (opts.dryRun) return { ...base, dryRun: true };
   if (plan.noop && mode === 'stage') {
     // Nothing to commit; but "up to date" must also mean "every image is here": a blob removed or
     // found corrupt (fsck) is fetched again from this source, verified, and the answer says so.
-    const missing = await missingImages(opts.root, newTargets);
+    const missing = await incompleteImages(await openStore(opts.root), newTargets);
     if (missing.length === 0) {
       await track();
       return { ...base, dryRun: false };
@@ -184,27 +185,6 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const { oid, number } = await commitGeneration({ root: opts.root, files, message: updateMessage(incoming.value.product, incoming.sha, plan), now, parent: head.oid, log });
   await track();
   return { ...base, dryRun: false, generation: number, commit: oid, blobBytes: pulled.blobBytes };
-}
-
-/** Targets whose image is not complete in the store (manifest, config and every layer present). */
-async function missingImages(root: string, targets: readonly InstallTarget[]): Promise<InstallTarget[]> {
-  const store = await openStore(root);
-  const out: InstallTarget[] = [];
-  for (const t of targets) {
-    const desc = targetDescriptor(t);
-    if (!(await hasImage(store, desc))) {
-      out.push(t);
-      continue;
-    }
-    const m = parseImageManifest(await store.fetchBytes(desc), `target ${t.service_name}`);
-    for (const d of [m.config, ...m.layers]) {
-      if (!(await store.exists(d))) {
-        out.push(t);
-        break;
-      }
-    }
-  }
-  return out;
 }
 
 /** Free bytes on the file system that holds `dir` (or its nearest existing parent). */

@@ -1,5 +1,5 @@
 import { t } from 'tap';
-import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
@@ -82,6 +82,31 @@ t.test('upgrade, switch and repair by update', { skip }, async (t) => {
     const fsck = await mosctl('fsck');
     t.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
     t.equal((await currentGeneration({ root })).number, gen, 'nothing committed');
+  });
+
+  await t.test('fsck --repair: a corrupt layer is removed and fetched again from where its manifest came', async (t) => {
+    const blobs = join(root, 'atomfs-store', 'mos', 'blobs', 'sha256');
+    const manifest = parseImageManifest(readFileSync(join(blobs, images.digests['hostfs-1.1']!.slice(7))), 'hostfs 1.1');
+    const layer = join(blobs, manifest.layers[0]!.digest.slice(7));
+    const corrupt = () => {
+      const b = readFileSync(layer);
+      b[b.length >> 1] = b[b.length >> 1]! ^ 0xff;
+      chmodSync(layer, 0o644);
+      writeFileSync(layer, b);
+      chmodSync(layer, 0o444);
+    };
+    corrupt();
+    const found = await mosctl('fsck', '--skip-signatures');
+    t.equal(found.code, 5, 'fsck finds it');
+    t.match(found.stdout, new RegExp(`${manifest.layers[0]!.digest.slice(7, 19)}`));
+    const wrong = await mosctl('fsck', '--repair', '--source', `${repo}:stable`);
+    t.equal(wrong.code, 5, 'a source naming another manifest is not used');
+    t.match(wrong.stdout, /could not repair hostfs: .*:stable now names install manifest [0-9a-f]{12}, not [0-9a-f]{12}/);
+    t.match(wrong.stdout, /removed corrupt blob sha256:/);
+    const fixed = await mosctl('fsck', '--repair');
+    t.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+    t.match(fixed.stdout, /^repaired hostfs from oci:.*:beta\nfetched \d+ blob bytes\n.*: \d+ blobs, .* MiB, ok\n/);
+    t.ok(existsSync(layer));
   });
 
   await t.test('no tracked source: one clear error', async (t) => {

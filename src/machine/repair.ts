@@ -1,0 +1,84 @@
+import { chmod, rm } from 'node:fs/promises';
+import { isMosError, silentLogger, type Digest, type Logger } from '../base/index.js';
+import { currentGeneration, lockConfig, readGeneration } from '../config/index.js';
+import { fsck, type RegistryAccess } from '../oci/index.js';
+import { fetchInstall } from './fetch-install.js';
+import { loadSystem } from './load-system.js';
+import { pullTargets } from './pull-targets.js';
+import { incompleteImages, openStore } from './store.js';
+import { readManifestSources, readTracked } from './tracked.js';
+import { installVerifier, loadAnchors } from './trust-policy.js';
+import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
+
+export interface RepairOptions extends RegistryAccess {
+  readonly root: string;
+  /** Fetch from here instead of where each manifest came from (a mirror, a USB stick). */
+  readonly source?: string;
+  readonly capath?: string;
+  readonly now?: Date;
+  readonly log?: Logger;
+}
+
+export interface RepairResult {
+  /** Blobs that did not hash to their name, removed. */
+  readonly removedCorrupt: readonly Digest[];
+  /** Targets whose image was made complete again, and from where. */
+  readonly repaired: readonly { readonly target: string; readonly source: string }[];
+  /** Targets that could not be repaired, and why. */
+  readonly unrepaired: readonly { readonly target: string; readonly reason: string }[];
+  readonly blobBytes: number;
+}
+
+/**
+ * `mosctl fsck --repair`: under the writer lock, removes corrupt blobs, then fetches again, verified,
+ * the images of the current generation that are not complete in the store, each from the source its
+ * install manifest was fetched from (recorded by install and update) or from `source`. A source is
+ * used only if it still names the very manifest (same sha) that defines the target.
+ */
+export async function repairStore(opts: RepairOptions): Promise<RepairResult> {
+  const log = opts.log ?? silentLogger;
+  const now = opts.now ?? new Date();
+  await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
+  await using _lock = await lockConfig(opts.root, { log });
+  const store = await openStore(opts.root, log);
+  const check = await fsck(store, { log, clean: true });
+  for (const d of check.corrupt) {
+    const p = store.blobPath(d);
+    await chmod(p, 0o600).catch(() => {});
+    await rm(p, { force: true });
+    log.warn(`removed corrupt blob ${d}`);
+  }
+  const anchors = await loadAnchors(opts.root, opts.capath);
+  const sys = await loadSystem(await readGeneration({ root: opts.root }), { verify: installVerifier(anchors, now) });
+  const broken = new Set((await incompleteImages(store, sys.targets.map((t) => t.target))).map((t) => t.service_name));
+  const bySha = new Map<string, InstallTarget[]>();
+  for (const t of sys.targets) if (broken.has(t.target.service_name)) bySha.set(t.manifest.sha, [...(bySha.get(t.manifest.sha) ?? []), t.target]);
+  const recorded = await readManifestSources(opts.root);
+  const tracked = await readTracked(opts.root);
+  const repaired: { target: string; source: string }[] = [];
+  const unrepaired: { target: string; reason: string }[] = [];
+  let blobBytes = 0;
+  for (const [sha, targets] of bySha) {
+    const source = opts.source ?? recorded[sha] ?? (tracked?.manifest === sha ? tracked.source : undefined);
+    const fail = (reason: string) => unrepaired.push(...targets.map((t) => ({ target: t.service_name, reason })));
+    if (!source) {
+      fail(`no source is recorded for install manifest ${sha.slice(0, 12)}: pass --source`);
+      continue;
+    }
+    try {
+      const fetched = await fetchInstall({ ...opts, source, anchors, now, log });
+      const got = parseInstallManifest(fetched.raw, 'install.json').sha;
+      if (got !== sha) {
+        fail(`${source} now names install manifest ${got.slice(0, 12)}, not ${sha.slice(0, 12)}`);
+        continue;
+      }
+      const r = await pullTargets({ root: opts.root, targets, fetched, force: true, log });
+      blobBytes += r.blobBytes;
+      repaired.push(...targets.map((t) => ({ target: t.service_name, source })));
+    } catch (e) {
+      if (!isMosError(e)) throw e;
+      fail(`${e.subject ? e.subject + ': ' : ''}${e.message}`);
+    }
+  }
+  return { removedCorrupt: check.corrupt, repaired, unrepaired, blobBytes };
+}
