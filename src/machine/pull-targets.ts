@@ -31,16 +31,17 @@ export interface PullTargetsOptions {
  * each verified while it streams. Images already tagged in the store are not fetched at all.
  */
 export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargetsResult> {
-  const store = await openStore(opts.root, opts.log);
-  // The caller holds the config lock: a temp file of a writer that is gone is a crash's leftover.
-  const swept = await sweepStrays(store);
-  if (swept.length) opts.log?.info(`removed ${swept.length} partial file(s) a crashed writer left in the store`);
+  // Nothing is created before every image manifest checked out: a refused one leaves no store behind.
+  const existing = await openLayout(systemPaths(opts.root).store, opts.log ? { log: opts.log } : {}).catch((e: unknown) => {
+    if (isMosError(e, 'NOT_FOUND')) return undefined;
+    throw e;
+  });
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
   const todo: { target: InstallTarget; desc: Descriptor }[] = [];
   const present: string[] = [];
   for (const target of opts.targets) {
     const desc = targetDescriptor(target);
-    if (!opts.force && (await hasImage(store, desc))) {
+    if (!opts.force && existing && (await hasImage(existing, desc))) {
       present.push(target.service_name);
       continue;
     }
@@ -54,16 +55,30 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
     checkSquashfsImage(bytes, target);
     todo.push({ target, desc });
   }
+  // A complete image whose tag is missing (a pull that failed after copying it) is tagged now too.
+  const tagged = new Set(existing ? (await existing.listTags()).map((x) => x.tag) : []);
+  const untagged = opts.targets.filter((x) => !tagged.has(x.digest) && !todo.some((d) => d.target === x));
+  if (todo.length === 0) {
+    if (existing && untagged.length) await existing.tagAll(untagged.map((x) => ({ desc: targetDescriptor(x), tag: x.digest })));
+    return { present, pulled: [], blobBytes: 0 };
+  }
+  const store = existing ?? (await openStore(opts.root, opts.log));
+  // The caller holds the config lock: a temp file of a writer that is gone is a crash's leftover.
+  const swept = await sweepStrays(store);
+  if (swept.length) opts.log?.info(`removed ${swept.length} partial file(s) a crashed writer left in the store`);
   let blobBytes = 0;
   for (const { target, desc } of todo) {
     const { store: src } = opts.fetched.imageSource(target.digest);
     try {
-      const r = await copy({ src, dst: store, reference: desc, tag: target.digest, ...t, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+      // Untagged until all are complete: the blobs of a failed pull are a verified download cache
+      // (the next run reuses them, gc removes them), never a half-present image in index.json.
+      const r = await copy({ src, dst: store, reference: desc, ...t, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
       blobBytes += r.bytesCopied;
     } catch (e) {
       throw wrapTarget(e, target);
     }
   }
+  await store.tagAll([...todo.map(({ target, desc }) => ({ desc, tag: target.digest })), ...untagged.map((x) => ({ desc: targetDescriptor(x), tag: x.digest }))]);
   return { present, pulled: todo.map((x) => x.target.service_name), blobBytes };
 }
 

@@ -191,6 +191,21 @@ export class LayoutStore implements ContentStore {
     this.log.debug('tagged', { dir: this.dir, tag, digest: desc.digest });
   }
 
+  /**
+   * Points several tags at once, in one index.json write: a writer that copies many images tags them
+   * all only when every one is complete, so a failure half-way leaves no index entry behind.
+   */
+  async tagAll(entries: readonly { readonly desc: Descriptor; readonly tag: string }[]): Promise<void> {
+    for (const e of entries) {
+      validateTag(e.tag);
+      if (!(await this.exists(e.desc))) {
+        throw new MosError({ code: 'OCI_MANIFEST_UNKNOWN', subject: e.desc.digest, message: `cannot tag ${e.tag}: the manifest is not in ${this.dir}`, hint: 'copy the image first' });
+      }
+    }
+    if (entries.length === 0) return;
+    await this.updateIndex((idx) => entries.reduce((acc, e) => withTag(acc, e.desc, e.tag), idx));
+  }
+
   /** Removes every index.json entry tagged `tag`; false when there was none. Blobs stay until gc. */
   async untag(tag: string): Promise<boolean> {
     let removed = 0;
