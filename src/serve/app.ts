@@ -375,6 +375,9 @@ async function refuseHostfsTarget(root: string, name: string, role: Role): Promi
  * replay and drops duplicates by seq, so nothing between the two is lost. A comment every 15 s keeps
  * idle connections (and proxies) open.
  */
+const MAX_STREAM_BUFFER = 1024 * 1024;
+const REPLAY_PAGE = 1000;
+
 function streamEvents(engine: OperationEngine, after: number, reply: FastifyReply): void {
   reply.hijack();
   const res = reply.raw;
@@ -383,9 +386,12 @@ function streamEvents(engine: OperationEngine, after: number, reply: FastifyRepl
   const pending: EngineEvent[] = [];
   let replaying = true;
   const write = (e: EngineEvent): void => {
-    if (e.seq <= last) return;
+    if (e.seq <= last || res.destroyed) return;
     last = e.seq;
     res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    // A client that does not read cannot make the server buffer without bound: it is dropped and
+    // resumes from its last event id when it reconnects.
+    if (res.writableLength > MAX_STREAM_BUFFER) res.destroy();
   };
   const unsubscribe = engine.subscribe((e) => (replaying ? pending.push(e) : write(e)));
   const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
@@ -394,10 +400,16 @@ function streamEvents(engine: OperationEngine, after: number, reply: FastifyRepl
     unsubscribe();
   };
   res.on('close', stop);
-  engine
-    .eventsAfter(after)
-    .then((events) => {
-      for (const e of events) write(e);
+  const replay = async (): Promise<void> => {
+    // The journal in pages: a client far behind gets every event, not only the first page.
+    for (;;) {
+      const page = await engine.eventsAfter(last, REPLAY_PAGE);
+      for (const e of page) write(e);
+      if (page.length < REPLAY_PAGE || res.destroyed) break;
+    }
+  };
+  replay()
+    .then(() => {
       replaying = false;
       for (const e of pending.splice(0)) write(e);
     })
