@@ -22,9 +22,10 @@ export function sourceAccess(o: SourceFlags) {
 export function register(program: Command): void {
   sourceOptions(program.command('install').argument('<source>', 'host[:port]/name:tag, host/name@sha256:…, or oci:DIR:TAG'))
     .description('verify a signed install manifest, pull its images and create config/manifest.git')
+    .option('--dry-run', 'verify and validate, show what would be fetched; write nothing', false)
     .action(
-      action(async (ctx, source: string, o: SourceFlags) => {
-        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), log: ctx.log, onProgress: ctx.onProgress });
+      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean }) => {
+        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: installText(r) };
       }),
     );
@@ -32,7 +33,9 @@ export function register(program: Command): void {
 
 function installText(r: InstallResult): string {
   return [
-    `installed ${r.product} (manifest ${r.manifest.slice(0, 12)}, signed by ${r.signer}) as generation 1`,
+    r.dryRun
+      ? `would install ${r.product} (manifest ${r.manifest.slice(0, 12)}, signed by ${r.signer}): ${r.bytesToFetch} bytes to fetch; nothing written`
+      : `installed ${r.product} (manifest ${r.manifest.slice(0, 12)}, signed by ${r.signer}) as generation 1`,
     table(['TARGET', 'VERSION', 'DIGEST'], r.targets.map((t) => [t.name, t.version, short(t.digest)])),
   ].join('\n');
 }

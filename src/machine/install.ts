@@ -7,7 +7,7 @@ import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
 import type { RegistryAccess } from '../oci/index.js';
 import { systemPaths } from './paths.js';
 import { fetchInstall } from './fetch-install.js';
-import { pullTargets } from './pull-targets.js';
+import { measurePull, pullTargets } from './pull-targets.js';
 import { generationFiles, tripleOf } from './sys-files.js';
 import { loadAnchors } from './trust-policy.js';
 
@@ -17,6 +17,8 @@ export interface InstallOptions extends RegistryAccess {
   readonly source: string;
   /** Manifest CA bundle; default `<root>/factory/secure/manifestCA.pem`. */
   readonly capath?: string;
+  /** Verify, validate and measure what would be fetched; write nothing (no store, no config). */
+  readonly dryRun?: boolean;
   /** Wait for a busy config lock instead of failing. */
   readonly wait?: boolean;
   readonly now?: Date;
@@ -33,6 +35,10 @@ export interface InstallResult {
   readonly signer: string;
   readonly targets: readonly { readonly name: string; readonly digest: string; readonly version: string }[];
   readonly blobBytes: number;
+  /** A dry run: verified and measured, nothing written (generation 0, no commit). */
+  readonly dryRun: boolean;
+  /** Bytes the store lacked for this manifest when it was checked. */
+  readonly bytesToFetch: number;
 }
 
 /**
@@ -61,6 +67,16 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
       hint: 'install a complete manifest; partial manifests are for mosctl update',
     });
   }
+  const summary = {
+    product: manifest.value.product,
+    manifest: manifest.sha,
+    signer: fetched.signer.subject,
+    targets: manifest.value.targets.map((t) => ({ name: t.service_name, digest: t.digest, version: t.version })),
+  };
+  if (opts.dryRun) {
+    const needs = await measurePull({ root: opts.root, targets: manifest.value.targets, fetched, ...(opts.signal ? { signal: opts.signal } : {}), log });
+    return { ...summary, generation: 0, commit: '', blobBytes: 0, dryRun: true, bytesToFetch: needs.reduce((n, x) => n + x.bytes, 0) };
+  }
   opts.onProgress?.({ kind: 'step', step: 'pull', detail: `${manifest.value.targets.length} targets` });
   const pulled = await pullTargets({ root: opts.root, targets: manifest.value.targets, fetched, ...pass(opts), log });
 
@@ -78,15 +94,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
   await writeTracked(opts.root, { source: opts.source, manifest: manifest.sha, time: now.toISOString() });
   await recordManifestSource(opts.root, manifest.sha, opts.source);
-  return {
-    generation: 1,
-    commit: oid,
-    product: manifest.value.product,
-    manifest: manifest.sha,
-    signer: fetched.signer.subject,
-    targets: manifest.value.targets.map((t) => ({ name: t.service_name, digest: t.digest, version: t.version })),
-    blobBytes: pulled.blobBytes,
-  };
+  return { ...summary, generation: 1, commit: oid, blobBytes: pulled.blobBytes, dryRun: false, bytesToFetch: pulled.blobBytes };
 }
 
 /** The transfer options a system operation passes down. */

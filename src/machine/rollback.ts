@@ -10,6 +10,8 @@ export interface RollbackOptions {
   readonly to?: number;
   readonly capath?: string;
   readonly wait?: boolean;
+  /** Check that the generation verifies and its images are all in the store; commit nothing. */
+  readonly dryRun?: boolean;
   readonly now?: Date;
   readonly log?: Logger;
 }
@@ -19,6 +21,7 @@ export interface RollbackResult {
   readonly to: number;
   readonly generation: number;
   readonly commit: string;
+  readonly dryRun: boolean;
 }
 
 /**
@@ -53,6 +56,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
       });
     }
   }
+  if (opts.dryRun) return { from: head.number, to, generation: head.number, commit: head.oid, dryRun: true };
   const { oid, number } = await commitGeneration({ root: opts.root, files: gen.files, message: `Rollback to generation ${to}`, ...(opts.now ? { now: opts.now } : {}), parent: head.oid, ...(opts.log ? { log: opts.log } : {}) });
-  return { from: head.number, to, generation: number, commit: oid };
+  return { from: head.number, to, generation: number, commit: oid, dryRun: false };
 }

@@ -1,0 +1,42 @@
+import { t } from 'tap';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { needs } from '../support/env.js';
+import { mintPki } from '../support/pki.js';
+import { runCli } from '../support/cli.js';
+import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
+import { currentGeneration } from '../../src/config/index.js';
+
+// Operator issue, finding 9: a dry run on the commands that write (install, update, rollback) checks
+// everything a real run checks and writes nothing.
+const skip = needs({ root: true, programs: ['mksquashfs'] });
+
+t.test('dry runs write nothing', { skip }, async (t) => {
+  const work = makeSystemRoot(t, 'mosctl-dry-');
+  const pki = await mintPki(t);
+  const images = await buildImages(work);
+  const repo = `oci:${join(work, 'pub')}`;
+  const v1 = await publishYaml({ dir: work, yaml: manifestYaml({ targets: [T.hostfs(images), T.data(images)] }), repo, name: 'machine/install:1', pki });
+  const v11 = await publishYaml({ dir: work, yaml: manifestYaml({ targets: [T.hostfs(images, '1.1'), T.data(images)] }), repo, name: 'machine/install:2', pki });
+  const root = makeSystemRoot(t);
+  placeCa(root, pki);
+  const mosctl = (...args: string[]) => runCli('mosctl', ['--root', root, ...args]);
+
+  const dry = await mosctl('install', v1.reference, '--dry-run');
+  t.equal(dry.code, 0, dry.stderr);
+  t.match(dry.stdout, /^would install de6c82c5-2e01-4c92-949b-a6545d30fc06 \(manifest [0-9a-f]{12}, signed by .*\): \d+ bytes to fetch; nothing written\nTARGET +VERSION +DIGEST\nhostfs /);
+  t.same(readdirSync(root).sort(), ['factory'], 'no store, no config: the root is as it was');
+  const json = await mosctl('--json', 'install', v1.reference, '--dry-run');
+  t.match(json.json, { dryRun: true, generation: 0, commit: '' });
+  t.ok((json.json as { bytesToFetch: number }).bytesToFetch > 1_000_000);
+
+  t.equal((await mosctl('install', v1.reference)).code, 0);
+  t.equal((await mosctl('update', v11.reference)).code, 0);
+  const rb = await mosctl('rollback', '--dry-run');
+  t.equal(rb.code, 0, rb.stderr);
+  t.match(rb.stdout, /^would roll back to generation 1: it verifies and its images are all in the store \(nothing committed\)\n$/);
+  t.equal((await currentGeneration({ root })).number, 2, 'nothing committed');
+  const none = await mosctl('rollback', '--to', '7', '--dry-run');
+  t.equal(none.code, 6, 'a dry run refuses what the real run refuses');
+  t.notOk(existsSync(join(root, 'config', 'operations')));
+});
