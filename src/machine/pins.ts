@@ -1,25 +1,20 @@
-import { MosError, type Logger } from '../base/index.js';
+import type { Logger } from '../base/index.js';
 import { currentGeneration, listHistory, lockConfig, readGeneration } from '../config/index.js';
-import { readFileLimited, statOrAbsent, writeFileAtomic } from '../host/index.js';
+import { writeFileAtomic } from '../host/index.js';
+import { readStateFile } from './state-file.js';
 import { systemPaths } from './paths.js';
 
 const MAX_PINS_BYTES = 1024 * 1024;
 
 /** The pinned generations' commit ids (`config/pins.json`; absent = none). */
 export async function readPins(root: string): Promise<Set<string>> {
-  const file = systemPaths(root).pinsFile;
-  if (!(await statOrAbsent(file))) return new Set();
-  let v: unknown;
-  try {
-    v = JSON.parse((await readFileLimited(file, MAX_PINS_BYTES)).toString('utf8'));
-  } catch (e) {
-    throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'is not JSON', hint: 'remove it and pin again', cause: e });
-  }
-  const pins = (v as { pinned?: unknown }).pinned;
-  if (!Array.isArray(pins) || !pins.every((p) => typeof p === 'string' && /^[0-9a-f]{40}$/.test(p))) {
-    throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'must be {"pinned": [commit ids]}', hint: 'remove it and pin again' });
-  }
-  return new Set(pins as string[]);
+  const v = await readStateFile(systemPaths(root).pinsFile, {
+    maxBytes: MAX_PINS_BYTES,
+    valid: (x): x is { pinned: string[] } => Array.isArray((x as { pinned?: unknown })?.pinned) && (x as { pinned: unknown[] }).pinned.every((p) => typeof p === 'string' && /^[0-9a-f]{40}$/.test(p)),
+    shape: '{"pinned": [commit ids]}',
+    hint: 'remove it and pin again',
+  });
+  return new Set(v?.pinned ?? []);
 }
 
 export interface PinResult {

@@ -1,9 +1,8 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { copy, openLayout, sweepStrays, type Descriptor } from '../oci/index.js';
-import { systemPaths } from './paths.js';
+import { copy, sweepStrays, type Descriptor } from '../oci/index.js';
 import type { FetchedInstall } from './fetch-install.js';
-import { checkSquashfsImage, hasImage, openStore, targetDescriptor } from './store.js';
+import { checkSquashfsImage, hasImage, openExistingStore, openStore, targetDescriptor } from './store.js';
 
 /** What pulling the targets did. */
 export interface PullTargetsResult {
@@ -32,10 +31,7 @@ export interface PullTargetsOptions {
  */
 export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargetsResult> {
   // Nothing is created before every image manifest checked out: a refused one leaves no store behind.
-  const existing = await openLayout(systemPaths(opts.root).store, opts.log ? { log: opts.log } : {}).catch((e: unknown) => {
-    if (isMosError(e, 'NOT_FOUND')) return undefined;
-    throw e;
-  });
+  const existing = await openExistingStore(opts.root, opts.log);
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
   const todo: { target: InstallTarget; desc: Descriptor }[] = [];
   const present: string[] = [];
@@ -101,10 +97,7 @@ export interface PullNeed {
  * is counted. The store is not created if it does not exist (then everything is missing).
  */
 export async function measurePull(opts: Omit<PullTargetsOptions, 'onProgress'>): Promise<PullNeed[]> {
-  const store = await openLayout(systemPaths(opts.root).store, opts.log ? { log: opts.log } : {}).catch((e: unknown) => {
-    if (isMosError(e, 'NOT_FOUND')) return undefined;
-    throw e;
-  });
+  const store = await openExistingStore(opts.root, opts.log);
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
   const needs: PullNeed[] = [];
   for (const target of opts.targets) {

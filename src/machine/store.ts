@@ -9,6 +9,14 @@ export async function openStore(root: string, log?: Logger): Promise<LayoutStore
   return openLayout(systemPaths(root).store, { create: true, ...(log ? { log } : {}) });
 }
 
+/** The store if it exists, else undefined (nothing is created: for readers and for checks before writing). */
+export async function openExistingStore(root: string, log?: Logger): Promise<LayoutStore | undefined> {
+  return openLayout(systemPaths(root).store, log ? { log } : {}).catch((e: unknown) => {
+    if (isMosError(e, 'NOT_FOUND')) return undefined;
+    throw e;
+  });
+}
+
 /** The signed descriptor of a target's image manifest. */
 export function targetDescriptor(t: InstallTarget): Descriptor {
   return { mediaType: OCI_MANIFEST, digest: t.digest as Descriptor['digest'], size: t.size };

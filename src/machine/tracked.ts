@@ -1,5 +1,6 @@
 import { MosError } from '../base/index.js';
-import { readFileLimited, statOrAbsent, writeFileAtomic } from '../host/index.js';
+import { writeFileAtomic } from '../host/index.js';
+import { readStateFile } from './state-file.js';
 import { systemPaths } from './paths.js';
 
 /** The source a system follows (bootc's "tracked image"): what `mosctl upgrade` re-resolves. */
@@ -13,18 +14,13 @@ export interface TrackedSource {
 
 /** The tracked source, or undefined when none was recorded (a system installed before mosctl tracked). */
 export async function readTracked(root: string): Promise<TrackedSource | undefined> {
-  const file = systemPaths(root).trackedSource;
-  if (!(await statOrAbsent(file))) return undefined;
-  let v: Partial<TrackedSource>;
-  try {
-    v = JSON.parse((await readFileLimited(file, 64 * 1024)).toString('utf8')) as Partial<TrackedSource>;
-  } catch (e) {
-    throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'is not JSON', hint: 'record the source again with mosctl switch SOURCE', cause: e });
-  }
-  if (typeof v.source !== 'string' || typeof v.manifest !== 'string' || typeof v.time !== 'string') {
-    throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'must hold source, manifest and time', hint: 'record the source again with mosctl switch SOURCE' });
-  }
-  return { source: v.source, manifest: v.manifest, time: v.time };
+  const v = await readStateFile(systemPaths(root).trackedSource, {
+    maxBytes: 64 * 1024,
+    valid: (x): x is TrackedSource => ['source', 'manifest', 'time'].every((k) => typeof (x as Record<string, unknown> | null)?.[k] === 'string'),
+    shape: 'an object with source, manifest and time',
+    hint: 'record the source again with mosctl switch SOURCE',
+  });
+  return v && { source: v.source, manifest: v.manifest, time: v.time };
 }
 
 /** Records the tracked source (atomically; the caller holds the config lock). */
@@ -43,15 +39,13 @@ export async function requireTracked(root: string): Promise<TrackedSource> {
 
 /** Where each install manifest was fetched from (`<sha>` → SOURCE), for `fsck --repair`. */
 export async function readManifestSources(root: string): Promise<Record<string, string>> {
-  const file = systemPaths(root).manifestSources;
-  if (!(await statOrAbsent(file))) return {};
-  try {
-    const v = JSON.parse((await readFileLimited(file, 4 * 1024 * 1024)).toString('utf8')) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')) return v as Record<string, string>;
-  } catch {
-    /* reported below */
-  }
-  throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'must be a JSON object of manifest sha to source', hint: 'remove it; repairs then need --source' });
+  const v = await readStateFile(systemPaths(root).manifestSources, {
+    maxBytes: 4 * 1024 * 1024,
+    valid: (x): x is Record<string, string> => !!x && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((s) => typeof s === 'string'),
+    shape: 'a JSON object of manifest sha to source',
+    hint: 'remove it; repairs then need --source',
+  });
+  return v ?? {};
 }
 
 /** Records that manifest `sha` came from `source` (the caller holds the config lock). */

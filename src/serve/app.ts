@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import rateLimit from '@fastify/rate-limit';
 import { MosError, exitCodeOf, isMosError, type ErrorCode, type Logger } from '../base/index.js';
 import {
-  appendAudit, cachedStatusModel, errorOf, history, readAudit, setPin, statusModel,
+  appendAudit, cachedStatusModel, errorOf, history, readAudit, setPin, status,
   type EngineEvent, type Operation, type OperationEngine, type OperationMode, type OperationRequest, type Plan,
 } from '../machine/index.js';
 import type { ClientIdentity } from '../trust/index.js';
@@ -17,10 +17,6 @@ import openapi from './openapi.json' with { type: 'json' };
 export type IdentityOf = (socket: TLSSocket) => ClientIdentity | undefined;
 
 export interface AppLimits {
-  /** Fastify sets these on the server it is given (they would override the server's own). */
-  readonly requestTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
   /** Largest request body (413 beyond). */
   readonly bodyBytes: number;
   /** Requests per client certificate per window (429 with Retry-After beyond). */
@@ -129,9 +125,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     serverFactory: opts.serverFactory,
     bodyLimit: opts.limits.bodyBytes,
-    requestTimeout: opts.limits.requestTimeoutMs,
-    connectionTimeout: opts.limits.idleTimeoutMs,
-    keepAliveTimeout: opts.limits.keepAliveTimeoutMs,
     logger: false,
     return503OnClosing: true,
     // Validate, never repair: no coercion, no defaults, no silent removal of unknown fields.
@@ -364,7 +357,7 @@ function authorizeFor(role: Role): { authorize?: NonNullable<ReturnType<typeof u
 /** Only mos:admin may touch a hostfs target (activate refuses hostfs anyway; deactivate would be a no-op). */
 async function refuseHostfsTarget(root: string, name: string, role: Role): Promise<void> {
   if (allows(role, 'mos:admin')) return;
-  const s = await statusModel(root).catch(() => undefined);
+  const s = await status({ root }).catch(() => undefined);
   if (s?.targets.some((t) => t.name === name && t.service_type === 'hostfs')) {
     throw new MosError({ code: 'API_FORBIDDEN', subject: `role ${role}`, message: `may not act on the hostfs target ${name}` });
   }
@@ -376,7 +369,6 @@ async function refuseHostfsTarget(root: string, name: string, role: Role): Promi
  * idle connections (and proxies) open.
  */
 const MAX_STREAM_BUFFER = 1024 * 1024;
-const REPLAY_PAGE = 1000;
 
 function streamEvents(engine: OperationEngine, after: number, reply: FastifyReply): void {
   reply.hijack();
@@ -385,12 +377,15 @@ function streamEvents(engine: OperationEngine, after: number, reply: FastifyRepl
   let last = after;
   const pending: EngineEvent[] = [];
   let replaying = true;
-  const write = (e: EngineEvent): void => {
-    if (e.seq <= last || res.destroyed) return;
+  const send = (e: EngineEvent): boolean => {
+    if (e.seq <= last || res.destroyed) return true;
     last = e.seq;
-    res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-    // A client that does not read cannot make the server buffer without bound: it is dropped and
-    // resumes from its last event id when it reconnects.
+    return res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+  };
+  // Live events: a client that does not read cannot make the server buffer without bound; it is dropped
+  // and resumes from its last event id when it reconnects.
+  const write = (e: EngineEvent): void => {
+    send(e);
     if (res.writableLength > MAX_STREAM_BUFFER) res.destroy();
   };
   const unsubscribe = engine.subscribe((e) => (replaying ? pending.push(e) : write(e)));
@@ -400,12 +395,20 @@ function streamEvents(engine: OperationEngine, after: number, reply: FastifyRepl
     unsubscribe();
   };
   res.on('close', stop);
+  // The replay reads the journal once and follows the client's pace (backpressure), so a client far
+  // behind gets every event however many there are.
   const replay = async (): Promise<void> => {
-    // The journal in pages: a client far behind gets every event, not only the first page.
-    for (;;) {
-      const page = await engine.eventsAfter(last, REPLAY_PAGE);
-      for (const e of page) write(e);
-      if (page.length < REPLAY_PAGE || res.destroyed) break;
+    for (const e of await engine.eventsAfter(after, Infinity)) {
+      if (res.destroyed) return;
+      if (!send(e)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done).off('close', done);
+            resolve();
+          };
+          res.on('drain', done).on('close', done);
+        });
+      }
     }
   };
   replay()

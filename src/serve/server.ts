@@ -10,8 +10,13 @@ import { buildApp, type AppLimits } from './app.js';
 export interface ServeLimits extends AppLimits {
   /** Time to complete the TLS handshake. */
   readonly handshakeTimeoutMs: number;
-  /** Time to receive a request's headers (slowloris); requestTimeoutMs (AppLimits) bounds the whole request. */
+  /** Time to receive a request's headers (slowloris), and the whole request. */
   readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** A connection that moves no byte this long is closed (event streams send a comment every 15 s). */
+  readonly idleTimeoutMs: number;
+  /** Keep-alive between requests. */
+  readonly keepAliveTimeoutMs: number;
   /** Open connections at most; more are refused at accept. */
   readonly maxConnections: number;
 }
