@@ -41,7 +41,10 @@ export function mountCommon(ctx: CommandContext, o: MountFlags) {
 export function mountText(r: MountTargetResult): string {
   if (r.dryRun) return r.steps.join('\n');
   if (r.alreadyMounted) return `${r.target} is already mounted at ${r.dest}`;
-  return `mounted ${r.target} (${r.digest}) ${r.writable ? 'writable' : 'read-only'} at ${r.dest}`;
+  const via = new Map<string, number>();
+  for (const l of r.layers) via.set(l.via, (via.get(l.via) ?? 0) + 1);
+  const how = [...via].map(([k, n]) => `through ${k}: ${n}`).join(', ');
+  return `mounted ${r.target} (${r.digest})${r.generation !== undefined ? ` of generation ${r.generation}` : ''} ${r.writable ? 'writable' : 'read-only'} at ${r.dest}${how ? ` (layers ${how})` : ''}`;
 }
 
 /** `mosctl mount [--target T] [SOURCE]`. */

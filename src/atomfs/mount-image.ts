@@ -20,8 +20,11 @@ import { atomfsPaths, writablePaths } from './paths.js';
 import { hasMountAtOrBelow, releaseUnusedAtoms, removeWritableDirs } from './release.js';
 import { readBlobFacts, verifyLayer, type BlobFacts } from './verify.js';
 
-/** How layers are mounted: `auto` picks dm-verity, then loop, then squashfuse as the host allows. */
-export type LayerMountMode = 'auto' | 'loop' | 'squashfuse';
+/**
+ * How layers are mounted: `auto` picks dm-verity, then loop, then squashfuse as the host allows;
+ * `dm-verity` refuses anything else (the boot path: every read checked by the kernel).
+ */
+export type LayerMountMode = 'auto' | 'dm-verity' | 'loop' | 'squashfuse';
 
 /** Options of {@link mountImage}. */
 export interface MountImageOptions {
@@ -82,6 +85,8 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
     throw new MosError({ code: 'ATOMFS_BUSY', subject: `target ${plan.target}`, message: 'its writable root is already mounted elsewhere', hint: 'unmount the other mount of this target first' });
   }
 
+  const mode = opts.layerMount ?? 'auto';
+  const { hostRoot, dm } = await hostCaps(mode);
   // Integrity first: nothing is mounted unless every layer passed.
   const facts = new Map<string, BlobFacts>();
   const checked = new Set<string>();
@@ -90,11 +95,9 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
     step('verify', s.layer.digest);
     const f = await readBlobFacts(s.layer);
     facts.set(s.layer.digest, f);
-    if (await verifyLayer(s.layer, f, { verifiedDir: paths.verified, log, ...(opts.signal ? { signal: opts.signal } : {}) })) checked.add(s.layer.digest);
+    if (await verifyLayer(s.layer, f, { verifiedDir: paths.verified, log, kernelChecksTree: dm, ...(opts.signal ? { signal: opts.signal } : {}) })) checked.add(s.layer.digest);
   }
 
-  const mode = opts.layerMount ?? 'auto';
-  const { hostRoot, dm } = await hostCaps(mode);
   const mountedNow: string[] = [];
   const layers: MountedLayer[] = [];
   // Layer mounts are independent: start each as soon as its dir exists, join them before the overlay.
@@ -156,7 +159,7 @@ async function hostCaps(mode: LayerMountMode): Promise<{ hostRoot: boolean; dm: 
     return { hostRoot, dm: hostRoot && (await hasDeviceMapper()) };
   })();
   const c = await caps;
-  return { hostRoot: c.hostRoot, dm: c.dm && mode === 'auto' };
+  return { hostRoot: c.hostRoot, dm: c.dm && (mode === 'auto' || mode === 'dm-verity') };
 }
 
 function sameOverlay(e: MountInfoEntry, lowerDirs: readonly string[], upperDir: string | undefined): boolean {
@@ -179,6 +182,14 @@ async function mountLayer(
   o: { mode: LayerMountMode; hostRoot: boolean; dm: boolean; log: Logger; signal: AbortSignal | undefined },
 ): Promise<MountedLayer['via']> {
   const signal = o.signal;
+  if (o.mode === 'dm-verity' && (!o.dm || layer.rootHash === undefined)) {
+    throw new MosError({
+      code: 'ATOMFS_VERITY_MISSING',
+      subject: `layer ${layer.digest}`,
+      message: !o.dm ? 'verity is required but this kernel offers no device-mapper (dm_mod, dm_verity)' : 'verity is required but the layer has no root hash',
+      hint: !o.dm ? 'load dm_mod and dm_verity (the initrd does), or mount without --require-verity' : 'rebuild the image with mosb image build (it adds verity data)',
+    });
+  }
   if (o.dm && layer.rootHash !== undefined) {
     // Not reachable on machines without device-mapper (like our CI): the kernel then checks every block read.
     const dev = await openVerityDevice({ blob: layer.blob, name: `${splitDigest(layer.digest).hex}-verity`, rootHash: layer.rootHash, hashOffset: f.hashOffset, signal });

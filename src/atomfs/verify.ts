@@ -51,10 +51,12 @@ interface Marker {
   readonly size: number;
   readonly mtimeMs: number;
   readonly ctimeMs: number;
+  /** The Merkle tree was checked in userspace too (false: only the sha256; dm-verity checks reads). */
+  readonly tree: boolean;
 }
 
-function markerOf(layer: PlannedLayer, f: BlobFacts): Marker {
-  return { digest: layer.digest, rootHash: layer.rootHash ?? null, blob: layer.blob, dev: f.dev, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, ctimeMs: f.ctimeMs };
+function markerOf(layer: PlannedLayer, f: BlobFacts, tree: boolean): Marker {
+  return { digest: layer.digest, rootHash: layer.rootHash ?? null, blob: layer.blob, dev: f.dev, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, ctimeMs: f.ctimeMs, tree };
 }
 
 /** Path of the verified-marker of a layer digest. */
@@ -79,14 +81,15 @@ export async function readMarkerBlobs(verifiedDir: string, names: readonly strin
 /**
  * Checks a layer blob before its first mount, unless a marker says this exact file (digest, root hash,
  * device, inode, size, mtime, ctime) already passed. With a root hash: `veritysetup verify` of the
- * Merkle tree (ATOMFS_VERITY_MISMATCH on failure); always: the blob's sha256 against its digest
+ * Merkle tree (ATOMFS_VERITY_MISMATCH on failure), unless `kernelChecksTree` (a dm-verity mount follows);
+ * always: the blob's sha256 against its digest
  * (OCI_BLOB_CORRUPT). Verity data without a root hash, or a root hash without data: ATOMFS_VERITY_MISSING.
  * Returns whether the check ran (false: the marker was current).
  */
 export async function verifyLayer(
   layer: PlannedLayer,
   facts: BlobFacts,
-  opts: { verifiedDir: string; log: Logger; signal?: AbortSignal },
+  opts: { verifiedDir: string; log: Logger; signal?: AbortSignal; kernelChecksTree?: boolean },
 ): Promise<boolean> {
   const subject = `layer ${layer.digest}`;
   if (layer.rootHash !== undefined && !facts.hasVerityData) {
@@ -96,13 +99,18 @@ export async function verifyLayer(
     throw new MosError({ code: 'ATOMFS_VERITY_MISSING', subject, message: 'blob carries verity data but its descriptor has no root hash annotation', hint: 'rebuild or re-publish the image with the root hash annotation' });
   }
   const path = markerPath(opts.verifiedDir, layer);
-  const want = JSON.stringify(markerOf(layer, facts));
+  // Mounted through dm-verity, the kernel checks every block against the tree at read time (and the
+  // device is probed after opening): reading the whole tree first would only double the boot's I/O.
+  const kernel = opts.kernelChecksTree === true && layer.rootHash !== undefined;
+  const full = JSON.stringify(markerOf(layer, facts, true));
+  const want = kernel ? JSON.stringify(markerOf(layer, facts, false)) : full;
   try {
-    if ((await readFile(path, 'utf8')) === want) return false;
+    const have = await readFile(path, 'utf8');
+    if (have === full || have === want) return false;
   } catch {
     // no marker yet
   }
-  if (layer.rootHash !== undefined) {
+  if (layer.rootHash !== undefined && !kernel) {
     opts.log.debug('verifying verity tree', { layer: layer.digest });
     try {
       await exec(['veritysetup', 'verify', layer.blob, layer.blob, layer.rootHash, `--hash-offset=${facts.hashOffset}`], { signal: opts.signal });

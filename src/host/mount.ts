@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { MosError, isMosError } from '../base/index.js';
 import { exec } from './exec.js';
 
@@ -60,13 +60,42 @@ export async function unmount(target: string | readonly string[], opts: MountCal
   await run(['umount', ...targets], targets.join(' '), 'unmount', opts);
 }
 
-/** Opens a dm-verity device `name` over a blob with appended hash data (`veritysetup open`). */
+/**
+ * Opens a dm-verity device `name` over a blob with appended hash data (`veritysetup open`), then proves
+ * it: `veritysetup open` succeeds with a wrong root hash (only reads fail), so the first block is read
+ * through the device and `veritysetup status` must say `verified`. A device that fails either is closed
+ * again and ATOMFS_VERITY_MISMATCH names the blob.
+ */
 export async function openVerityDevice(
   opts: MountCallOptions & { blob: string; name: string; rootHash: string; hashOffset: number },
 ): Promise<string> {
   const argv = ['veritysetup', 'open', opts.blob, opts.name, opts.blob, opts.rootHash, `--hash-offset=${opts.hashOffset}`];
   await run(argv, opts.blob, 'dm-verity open', opts);
-  return `/dev/mapper/${opts.name}`;
+  const dev = `/dev/mapper/${opts.name}`;
+  let why: string | undefined;
+  try {
+    const fh = await open(dev, 'r');
+    try {
+      await fh.read(Buffer.alloc(4096), 0, 4096, 0);
+    } finally {
+      await fh.close();
+    }
+    const { stdout } = await exec(['veritysetup', 'status', opts.name], { signal: opts.signal, okCodes: [0, 1, 2, 3, 4] });
+    const status = /^\s*status:\s*(\S+)/m.exec(stdout)?.[1];
+    if (status !== 'verified') why = `veritysetup status says ${status ?? 'nothing'}`;
+  } catch (e) {
+    why = `reading through the verity device failed: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  if (why !== undefined) {
+    await closeVerityDevice(opts.name, opts).catch(() => {});
+    throw new MosError({
+      code: 'ATOMFS_VERITY_MISMATCH',
+      subject: opts.blob,
+      message: `the blob does not match its verity root hash ${opts.rootHash} (${why})`,
+      hint: 'the stored blob is corrupt or the manifest names the wrong root hash: mosctl fsck --repair fetches it again',
+    });
+  }
+  return dev;
 }
 
 /** Closes a dm-verity device opened by {@link openVerityDevice}. */

@@ -1,5 +1,6 @@
-import { MosError, isTargetName, type Logger, type OnProgress } from '../base/index.js';
+import { MosError, isMosError, isTargetName, type Logger, type OnProgress } from '../base/index.js';
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
+import { currentGeneration } from '../config/index.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
 import { openLayout, type RegistryAccess } from '../oci/index.js';
@@ -42,6 +43,8 @@ export interface MountTargetResult {
   /** One line per plan step. */
   readonly steps: readonly string[];
   readonly layers: readonly MountedLayer[];
+  /** create-boot-fs: the generation assembled. */
+  readonly generation?: number;
 }
 
 /**
@@ -68,9 +71,19 @@ export async function mountTarget(opts: MountTargetOptions): Promise<MountTarget
   return mountImageAt(root, target, image, opts);
 }
 
-/** The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. */
+/**
+ * The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. A
+ * refusal names the generation it was assembling (the console line an operator reads at boot).
+ */
 export async function createBootFs(opts: Omit<MountTargetOptions, 'target'>): Promise<MountTargetResult> {
-  return mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
+  const generation = await currentGeneration({ root: await realRoot(opts.root) }).then((g) => g.number, () => undefined);
+  try {
+    const r = await mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
+    return generation === undefined ? r : { ...r, generation };
+  } catch (e) {
+    if (!isMosError(e) || generation === undefined) throw e;
+    throw new MosError({ code: e.code, subject: `generation ${generation}`, hint: e.hint, message: e.subject !== undefined ? `${e.subject}: ${e.message}` : e.message, cause: e });
+  }
 }
 
 /**
@@ -154,6 +167,8 @@ async function mountImageAt(root: string, target: InstallTarget, image: TargetIm
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    // Required verity means enforced verity: every read checked by the kernel, nothing else accepted.
+    ...(opts.requireVerity ? { layerMount: 'dm-verity' as const } : {}),
   });
   return { ...base, dryRun: false, alreadyMounted: res.alreadyMounted, layers: res.layers };
 }

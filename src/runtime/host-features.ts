@@ -4,10 +4,17 @@ import { exists } from '../host/index.js';
 import { IDMAP_DEFAULTS } from './idmap.js';
 import type { HostFeatures } from './types.js';
 
-/** Reads what this host offers: AppArmor active or not (decides `lxc.apparmor.profile`). */
+/**
+ * Reads what this host offers: AppArmor usable or not (decides `lxc.apparmor.profile`). Usable means
+ * enabled in the kernel AND LXC's container profiles loaded: a kernel with AppArmor on but no
+ * profiles (a minimal hostfs without the apparmor package, Debian's kernel in a VM) makes LXC fail
+ * every start with "Failed to change AppArmor profile to lxc-container-default-cgns".
+ */
 export async function probeHostFeatures(): Promise<HostFeatures> {
   const enabled = await readFile('/sys/module/apparmor/parameters/enabled', 'utf8').catch(() => 'N');
-  return { apparmor: enabled.trim() === 'Y' && (await exists('/sys/kernel/security/apparmor')) };
+  if (enabled.trim() !== 'Y' || !(await exists('/sys/kernel/security/apparmor'))) return { apparmor: false };
+  const profiles = await readFile('/sys/kernel/security/apparmor/profiles', 'utf8').catch(() => '');
+  return { apparmor: /^lxc-container-default\S*\s/m.test(profiles) };
 }
 
 /** mos's rule: `/proc/self/uid_map` = `0 0 4294967295` (host root) → 100000/65536, else 40000/2000. */

@@ -63,7 +63,7 @@ export interface ContainerSpec {
 
 /** What the host offers that changes the rendered config (see `probeHostFeatures`). */
 export interface HostFeatures {
-  /** AppArmor is active: leave LXC's default profile; otherwise `lxc.apparmor.profile = unconfined`. */
+  /** AppArmor is active with LXC's profiles loaded: leave LXC's default profile; otherwise `lxc.apparmor.profile = unconfined`. */
   readonly apparmor: boolean;
 }
 
