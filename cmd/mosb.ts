@@ -7,7 +7,8 @@ import * as keysetAdd from './mosb/keyset-add.js';
 import * as manifestPublish from './mosb/manifest-publish.js';
 import * as manifestValidate from './mosb/manifest-validate.js';
 import * as projectAdd from './mosb/project-add.js';
+import * as initrd from './mosb/initrd.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish]) sub.register(program);
+for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd]) sub.register(program);
 await runProgram(program, process.argv);

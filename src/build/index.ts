@@ -6,3 +6,5 @@ export { publish, parseDestination, type PublishOptions, type PublishResult } fr
 export { createKeyset, createProject, projectPaths, keysetPaths, keysRoot, parseProjectSpec, type KeysetPaths, type ProjectPaths } from './keyset.js';
 export { validateManifestFile, type ValidateManifestResult, type ValidationProblem } from './validate.js';
 export { imageBuild, type ImageBuildOptions } from './image-build.js';
+export { buildInitrd, INITRD_MODULES, INITRD_PROGRAMS, type BuildInitrdOptions, type BuildInitrdResult, type InitrdCompression } from './initrd.js';
+export { bundleMosctl, type BundleResult } from './bundle.js';
