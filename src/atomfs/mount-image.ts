@@ -66,11 +66,30 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
   const log = opts.log ?? silentLogger;
   const paths = atomfsPaths(plan.scratchDir);
   const step = (s: string, detail?: string) => opts.onProgress?.({ kind: 'step', step: s, ...(detail !== undefined ? { detail } : {}) });
-  await ensureDir(paths.base);
-  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', ...(opts.signal ? { signal: opts.signal } : {}) });
-
   const overlay = plan.steps.find((s) => s.kind === 'overlay');
   if (overlay?.kind !== 'overlay') throw new MosError({ code: 'INTERNAL', message: 'mount plan has no overlay step' });
+
+  // Integrity first, before anything is written: a refused mount leaves the scratch tree as it was (no
+  // atomfs/ dir, no lock file, no markers). Checking reads only the blobs, so it needs no lock; the
+  // markers of the layers that passed are written under the lock once every layer passed.
+  const mode = opts.layerMount ?? 'auto';
+  const { hostRoot, dm } = await hostCaps(mode);
+  if (mode === 'dm-verity') {
+    for (const l of plan.layers) if (!dm || l.rootHash === undefined) throw verityRequired(l, dm);
+  }
+  const facts = new Map<string, BlobFacts>();
+  const checked = new Set<string>();
+  const markers: (() => Promise<void>)[] = [];
+  for (const s of plan.steps) {
+    if (s.kind !== 'verify') continue;
+    step('verify', s.layer.digest);
+    const f = await readBlobFacts(s.layer);
+    facts.set(s.layer.digest, f);
+    if (await verifyLayer(s.layer, f, { verifiedDir: paths.verified, log, kernelChecksTree: dm, pendingWrites: markers, ...(opts.signal ? { signal: opts.signal } : {}) })) checked.add(s.layer.digest);
+  }
+
+  await ensureDir(paths.base);
+  await using _lock = await acquireLock(paths.lock, { wait: true, busyCode: 'ATOMFS_BUSY', ...(opts.signal ? { signal: opts.signal } : {}) });
   // Read once: the lock keeps other atomfs calls out, and our own steps only add mounts below mounts/.
   const mi = await readMountInfo();
   const existing = mountAt(mi, plan.dest);
@@ -84,19 +103,7 @@ export async function mountImage(plan: MountPlan, opts: MountImageOptions = {}):
   if (overlay.upperDir !== undefined && mi.some((e) => mountOption(e.superOptions, 'upperdir') === overlay.upperDir)) {
     throw new MosError({ code: 'ATOMFS_BUSY', subject: `target ${plan.target}`, message: 'its writable root is already mounted elsewhere', hint: 'unmount the other mount of this target first' });
   }
-
-  const mode = opts.layerMount ?? 'auto';
-  const { hostRoot, dm } = await hostCaps(mode);
-  // Integrity first: nothing is mounted unless every layer passed.
-  const facts = new Map<string, BlobFacts>();
-  const checked = new Set<string>();
-  for (const s of plan.steps) {
-    if (s.kind !== 'verify') continue;
-    step('verify', s.layer.digest);
-    const f = await readBlobFacts(s.layer);
-    facts.set(s.layer.digest, f);
-    if (await verifyLayer(s.layer, f, { verifiedDir: paths.verified, log, kernelChecksTree: dm, ...(opts.signal ? { signal: opts.signal } : {}) })) checked.add(s.layer.digest);
-  }
+  for (const w of markers) await w();
 
   const mountedNow: string[] = [];
   const layers: MountedLayer[] = [];
@@ -182,14 +189,7 @@ async function mountLayer(
   o: { mode: LayerMountMode; hostRoot: boolean; dm: boolean; log: Logger; signal: AbortSignal | undefined },
 ): Promise<MountedLayer['via']> {
   const signal = o.signal;
-  if (o.mode === 'dm-verity' && (!o.dm || layer.rootHash === undefined)) {
-    throw new MosError({
-      code: 'ATOMFS_VERITY_MISSING',
-      subject: `layer ${layer.digest}`,
-      message: !o.dm ? 'verity is required but this kernel offers no device-mapper (dm_mod, dm_verity)' : 'verity is required but the layer has no root hash',
-      hint: !o.dm ? 'load dm_mod and dm_verity (the initrd does), or mount without --require-verity' : 'rebuild the image with mosb image build (it adds verity data)',
-    });
-  }
+  if (o.mode === 'dm-verity' && (!o.dm || layer.rootHash === undefined)) throw verityRequired(layer, o.dm);
   if (o.dm && layer.rootHash !== undefined) {
     // Not reachable on machines without device-mapper (like our CI): the kernel then checks every block read.
     const dev = await openVerityDevice({ blob: layer.blob, name: `${splitDigest(layer.digest).hex}-verity`, rootHash: layer.rootHash, hashOffset: f.hashOffset, signal });
@@ -208,6 +208,15 @@ async function mountLayer(
   o.log.warn('mounting layer with squashfuse: runtime verity is not enforced (the blob was checked before mounting)', { layer: layer.digest });
   await mountSquashfuse({ source: layer.blob, target: layer.dir, signal });
   return 'squashfuse';
+}
+
+function verityRequired(layer: PlannedLayer, dm: boolean): MosError {
+  return new MosError({
+    code: 'ATOMFS_VERITY_MISSING',
+    subject: `layer ${layer.digest}`,
+    message: !dm ? 'verity is required but this kernel offers no device-mapper (dm_mod, dm_verity)' : 'verity is required but the layer has no root hash',
+    hint: !dm ? 'load dm_mod and dm_verity (the initrd does), or mount without --require-verity' : 'rebuild the image with mosb image build (it adds verity data)',
+  });
 }
 
 async function rollback(plan: MountPlan, mountedNow: readonly string[], log: Logger): Promise<void> {

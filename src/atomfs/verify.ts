@@ -89,7 +89,14 @@ export async function readMarkerBlobs(verifiedDir: string, names: readonly strin
 export async function verifyLayer(
   layer: PlannedLayer,
   facts: BlobFacts,
-  opts: { verifiedDir: string; log: Logger; signal?: AbortSignal; kernelChecksTree?: boolean },
+  opts: {
+    verifiedDir: string;
+    log: Logger;
+    signal?: AbortSignal;
+    kernelChecksTree?: boolean;
+    /** Collect the marker write here instead of writing it (the caller writes once every layer passed). */
+    pendingWrites?: (() => Promise<void>)[];
+  },
 ): Promise<boolean> {
   const subject = `layer ${layer.digest}`;
   if (layer.rootHash !== undefined && !facts.hasVerityData) {
@@ -135,7 +142,11 @@ export async function verifyLayer(
   if (hash.digest('hex') !== hex) {
     throw new MosError({ code: 'OCI_BLOB_CORRUPT', subject, message: 'blob content does not hash to its digest', hint: 'mosctl fsck --repair removes it and fetches it again (verified)' });
   }
-  await ensureDir(opts.verifiedDir);
-  await writeFileAtomic(path, want);
+  const write = async () => {
+    await ensureDir(opts.verifiedDir);
+    await writeFileAtomic(path, want);
+  };
+  if (opts.pendingWrites) opts.pendingWrites.push(write);
+  else await write();
   return true;
 }

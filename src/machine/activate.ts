@@ -81,7 +81,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
     const plan = planTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, ...verity(opts) });
     if (await mountedAsPlanned(plan)) return { ...base, action: 'unchanged', path: paths.fsOnlyDest };
     const was = await unmountTargetRoot(root, paths.fsOnlyDest, log);
-    await ensureDir(paths.fsOnlyDest);
+    // The mount plan makes the mount point once every layer checked out: a refusal creates nothing.
     await mountTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, log, ...verity(opts), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
     return { ...base, action: was ? 'restarted' : 'started', path: paths.fsOnlyDest };
   }
@@ -103,7 +103,6 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
   await unmountTargetRoot(root, paths.containerRoot, log);
 
   const spec = await containerSpec(system, target, image.config, paths);
-  await ensureDir(paths.containerRoot);
   await mountTargetRoot({ root, name: target.service_name, image, dest: paths.containerRoot, writable: true, log, ...verity(opts), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   try {
     await checkCommand(paths.containerRoot, spec.command, spec.env, target.service_name);

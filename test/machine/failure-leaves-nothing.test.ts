@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
-import { install } from '../../src/machine/index.js';
+import { activate, createBootFs, install, mountTarget } from '../../src/machine/index.js';
 import { parseImageManifest } from '../../src/oci/index.js';
 
 // Hostile input, finding 1: a failed install leaves the root as it found it, except verified blobs in
@@ -75,4 +75,34 @@ t.test('a failed install changes nothing but the verified download cache', { ski
   t.ok(r.blobBytes <= dataBytes + 4096, `the retry fetched ${r.blobBytes} bytes: the data image (${dataBytes}), not hostfs again`);
   const idx = JSON.parse(readFileSync(join(root, store, 'index.json'), 'utf8')) as { manifests: unknown[] };
   t.equal(idx.manifests.length, 2, `both images tagged once complete: ${JSON.stringify(idx)}`);
+});
+
+t.test('a refused create-boot-fs, mount or activate writes nothing under scratch-writes/ or mnt/', { skip }, async (t) => {
+  const work = makeSystemRoot(t, 'mosctl-failure-');
+  const pki = await mintPki(t);
+  const images = await buildImages(work);
+  const v1 = await publishYaml({ dir: work, yaml: manifestYaml({ targets: [T.hostfs(images), T.data(images)] }), repo: `oci:${join(work, 'pub')}`, name: 'machine/install:1', pki });
+  const root = makeSystemRoot(t);
+  placeCa(root, pki);
+  await install({ root, source: v1.reference });
+  // Flip one byte of every layer blob in the installed store: each layer now fails its check.
+  const blobs = join(root, 'atomfs-store', 'mos', 'blobs', 'sha256');
+  for (const tag of ['hostfs-1.0', 'data-1.0']) {
+    for (const l of parseImageManifest(readFileSync(join(blobs, images.digests[tag]!.slice(7))), tag).layers) {
+      const f = join(blobs, l.digest.slice(7));
+      const b = readFileSync(f);
+      b[b.length >> 1] = b[b.length >> 1]! ^ 0xff;
+      chmodSync(f, 0o644);
+      writeFileSync(f, b);
+    }
+  }
+  const before = treeHash(root);
+  const dest = join(root, 'sysroot-never');
+  await t.rejects(createBootFs({ root, dest }), { code: /^(OCI_BLOB_CORRUPT|ATOMFS_VERITY_MISMATCH)$/ }, 'create-boot-fs refuses the hostfs layer');
+  await t.rejects(mountTarget({ root, target: 'data' }), { code: /^(OCI_BLOB_CORRUPT|ATOMFS_VERITY_MISMATCH)$/ }, 'mount refuses the data layer');
+  await t.rejects(activate({ root, target: 'data' }), { code: /^(OCI_BLOB_CORRUPT|ATOMFS_VERITY_MISMATCH)$/ }, 'activate refuses it too');
+  const after = treeHash(root);
+  t.same([...after.keys()].filter((p) => after.get(p) !== before.get(p)), [], 'no new or changed path: no atomfs/ dir, lock file, marker or mount point');
+  t.same([...before.keys()].filter((p) => !after.has(p)), [], 'nothing removed');
+  t.notOk(existsSync(dest), 'the boot mount point was not created');
 });
