@@ -22,4 +22,6 @@ import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
 for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, serve, operations, audit, pin]) sub.register(program);
-await runProgram(program, process.argv);
+// runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
+// also bundles as CommonJS (the initramfs loads it through a V8 code cache).
+void runProgram(program, process.argv);

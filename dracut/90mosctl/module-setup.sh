@@ -2,7 +2,7 @@
 # dracut module 90mosctl: boots a machine through mosctl (mos's boot flow, see mosctl-lib.sh).
 # Include it with `dracut -a mosctl` (or add_dracutmodules+=" mosctl " in dracut.conf.d), and say in a
 # dracut.conf.d file where the pieces are on the build host:
-#   mosctl_bundle=/usr/lib/mosctl          # mosctl.mjs + node_modules/fs-ext (mosb initrd bundle DIR)
+#   mosctl_bundle=/usr/lib/mosctl          # mosctl.mjs, mosctl.cjs(.cache), node_modules/fs-ext (mosb initrd bundle DIR)
 #   mosctl_ca=/etc/mosctl/manifestCA.pem   # the manifest CA the initrd trusts (becomes /manifestCA.pem)
 # The kernel command line root=soci:name=NAME[,repo=local] selects it.
 
@@ -28,6 +28,8 @@ install() {
     [ -f "$ca" ] || { derror "mosctl: no manifest CA at $ca (set mosctl_ca=)"; return 1; }
     inst_multiple node veritysetup mount umount switch_root cut grep tail sync cp mkdir sleep cat
     inst_simple "$bundle/mosctl.mjs" /usr/lib/mosctl/mosctl.mjs
+    inst_simple "$bundle/mosctl.cjs" /usr/lib/mosctl/mosctl.cjs
+    inst_simple "$bundle/mosctl.cjs.cache" /usr/lib/mosctl/mosctl.cjs.cache
     inst_simple "$bundle/node_modules/fs-ext/package.json" /usr/lib/mosctl/node_modules/fs-ext/package.json
     inst_simple "$bundle/node_modules/fs-ext/fs-ext.js" /usr/lib/mosctl/node_modules/fs-ext/fs-ext.js
     inst_simple "$bundle/node_modules/fs-ext/build/Release/fs_ext.node" /usr/lib/mosctl/node_modules/fs-ext/build/Release/fs_ext.node

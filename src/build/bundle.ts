@@ -1,9 +1,50 @@
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { MosError } from '../base/index.js';
 import { packageRoot } from './initrd.js';
+
+/**
+ * The bundle's entry: runs mosctl.cjs as a CommonJS module, through the V8 code cache next to it when
+ * that cache was made by this node (V8 rejects a cache of another version or flags; it then compiles).
+ */
+const LOADER = `// mosctl (bundled): runs mosctl.cjs through the V8 code cache mosctl.cjs.cache when it fits this node.
+import { readFileSync } from 'node:fs';
+import { Module, createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+const dir = dirname(fileURLToPath(import.meta.url));
+const file = join(dir, 'mosctl.cjs');
+let cachedData;
+try { cachedData = readFileSync(file + '.cache'); } catch {}
+// The same source string the cache was made from: the CommonJS wrapper around the file without its #! line.
+const script = new Script(Module.wrap(readFileSync(file, 'utf8').replace(/^#!.*/, '')), { filename: file, cachedData });
+const mod = new Module(file);
+mod.filename = file;
+script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, dir);
+`;
+
+// The code cache of mosctl.cjs as the loader compiles it, made before anything runs (so it holds the
+// eagerly compiled code, what start-up spends its time on). `--predictable` makes V8 write the same bytes
+// on every build (the file name is fixed too), and a plain node of the same version accepts it.
+async function makeCodeCache(file: string): Promise<void> {
+  const maker = join(dirname(file), '.make-code-cache.cjs');
+  await writeFile(
+    maker,
+    "const fs = require('fs'), { Module } = require('module'), { Script } = require('vm'); const f = process.argv[2];\n" +
+      "fs.writeFileSync(f + '.cache', new Script(Module.wrap(fs.readFileSync(f, 'utf8').replace(/^#!.*/, '')), { filename: 'mosctl.cjs' }).createCachedData());\n",
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, ['--predictable', maker, file], (err) => (err ? reject(err) : resolve()));
+    });
+  } finally {
+    await rm(maker, { force: true });
+  }
+}
 
 export interface BundleResult {
   readonly dir: string;
@@ -13,10 +54,11 @@ export interface BundleResult {
 }
 
 /**
- * `mosb initrd bundle DIR`: mosctl as one ES module (`DIR/mosctl.mjs`, esbuild, every JavaScript
- * dependency inlined) for the system's node, plus the one native addon it loads (fs-ext's flock binding)
- * under `DIR/node_modules/fs-ext`. `--version` works: the version is inlined at build time. The output
- * depends only on the sources and the esbuild version.
+ * `mosb initrd bundle DIR`: mosctl as one file (`DIR/mosctl.cjs`, esbuild, every JavaScript dependency
+ * inlined) for the system's node, its entry `DIR/mosctl.mjs` (loads it through the V8 code cache
+ * `DIR/mosctl.cjs.cache`), and the one native addon it loads (fs-ext's flock binding) under
+ * `DIR/node_modules/fs-ext`. `--version` works: the version is inlined at build time. The output
+ * depends only on the sources, the esbuild version and the node that builds it.
  */
 export async function bundleMosctl(dir: string): Promise<BundleResult> {
   const root = packageRoot();
@@ -30,21 +72,26 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
+    // CommonJS, not ESM: V8 can load a classic script from a code cache (vm.Script cachedData), which
+    // halves mosctl's start-up; an ES module is compiled from source on every start in node 20.
     await esbuild.build({
       entryPoints: [join(root, 'cmd', 'mosctl.ts')],
-      outfile: join(tmp, 'mosctl.mjs'),
+      outfile: join(tmp, 'mosctl.cjs'),
       bundle: true,
       platform: 'node',
       target: 'node20',
-      format: 'esm',
+      format: 'cjs',
       minify: true,
       keepNames: true,
       legalComments: 'none',
       logLevel: 'warning',
-      // The native addon stays a file; CommonJS dependencies inside an ES module need a require.
+      // The native addon stays a file (loaded with createRequire next to the bundle).
       external: ['fs-ext'],
-      banner: { js: "import { createRequire as __mosctlRequire } from 'node:module'; const require = __mosctlRequire(import.meta.url);" },
+      define: { 'import.meta.url': '__mosctl_import_meta_url' },
+      banner: { js: "var __mosctl_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
     });
+    await writeFile(join(tmp, 'mosctl.mjs'), LOADER);
+    await makeCodeCache(join(tmp, 'mosctl.cjs'));
     const req = createRequire(join(root, 'package.json'));
     const fsExt = dirname(req.resolve('fs-ext/package.json'));
     for (const f of ['package.json', 'fs-ext.js', 'build/Release/fs_ext.node']) {
@@ -59,6 +106,6 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
     throw new MosError({ code: 'HOST_EXEC_FAILED', subject: 'esbuild', message: `bundling mosctl failed: ${(e as Error).message}`, cause: e });
   }
   const file = join(dir, 'mosctl.mjs');
-  const body = await readFile(file);
+  const body = await readFile(join(dir, 'mosctl.cjs'));
   return { dir, file, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
 }

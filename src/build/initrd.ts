@@ -84,7 +84,7 @@ export function defaultBundleDir(): string {
   return join(packageRoot(), 'dist', 'bundle');
 }
 
-const BUNDLE_FILES = ['mosctl.mjs', 'node_modules/fs-ext/package.json', 'node_modules/fs-ext/fs-ext.js', 'node_modules/fs-ext/build/Release/fs_ext.node'];
+const BUNDLE_FILES = ['mosctl.mjs', 'mosctl.cjs', 'mosctl.cjs.cache', 'node_modules/fs-ext/package.json', 'node_modules/fs-ext/fs-ext.js', 'node_modules/fs-ext/build/Release/fs_ext.node'];
 
 /**
  * `mosb initrd build`: a minimal initramfs whose `/init` is mosctl's boot hook (`dracut/initrd/init`):
