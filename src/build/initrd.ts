@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { MosError, type OnProgress } from '../base/index.js';
-import { exec, writeFileAtomic } from '../host/index.js';
+import { exec, readFileLimited, writeFileAtomic } from '../host/index.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { keysetPaths } from './keyset.js';
 import { resolveModules, type ModuleSet } from './kernel-modules.js';
@@ -102,7 +102,8 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<BuildInitrd
 
   if ((opts.ca === undefined) === (opts.keyset === undefined)) throw new MosError({ code: 'USAGE', message: 'name the manifest CA by --ca FILE or --keyset NAME (one of them)' });
   const caFile = opts.ca ?? keysetPaths({ keyset: opts.keyset! }).caCert;
-  const caPem = await readInput(caFile, 'manifest CA');
+  // A CA bundle is a few KiB; 1 MiB refuses a mistaken or endless file (readFileLimited takes regular files only).
+  const caPem = (await readFileLimited(caFile, 1024 * 1024)).toString('utf8');
   checkCa(caPem, caFile);
   const kver = opts.kver ?? (await onlyKernel(opts.modules));
   for (const f of BUNDLE_FILES) {
@@ -128,7 +129,7 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<BuildInitrd
   const veritysetup = opts.veritysetup ?? (await firstExisting(['/usr/sbin/veritysetup', '/sbin/veritysetup'], 'veritysetup (Debian cryptsetup-bin)'));
   await tree.program('usr/sbin/veritysetup', veritysetup);
   for (const f of BUNDLE_FILES) await tree.file(`usr/lib/mosctl/${f}`, join(bundle, f), f.endsWith('.node') ? 0o755 : 0o644);
-  tree.text('usr/bin/mosctl', '#!/bin/sh\nexec /usr/bin/node /usr/lib/mosctl/mosctl.mjs "$@"\n', 0o755);
+  await tree.file('usr/bin/mosctl', join(pkg, 'dracut', '90mosctl', 'mosctl-wrapper.sh'), 0o755);
   const mosctlBytes = tree.bytes - before;
   // busybox applets last, where no real program sits.
   const { stdout } = await exec([busybox, '--list-full']);
@@ -186,18 +187,6 @@ async function onlyKernel(modules: string): Promise<string> {
 }
 
 const sha256 = (b: string | Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-async function readInput(path: string, what: string): Promise<string> {
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `${what} is not a regular file` });
-    if (st.size > 1024 * 1024) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: `${what} is ${st.size} bytes; a CA bundle is far smaller` });
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if (e instanceof MosError) throw e;
-    throw new MosError({ code: 'NOT_FOUND', subject: path, message: `cannot read the ${what}: ${(e as Error).message}` });
-  }
-}
 
 function checkCa(pem: string, subject: string): void {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, open, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, open, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -85,7 +85,8 @@ async function hostfsTop(dir: string, version: string, bundle: string): Promise<
   await mkdir(join(dir, 'usr/lib'), { recursive: true });
   await cp(bundle, join(dir, 'usr/lib/mosctl'), { recursive: true });
   await mkdir(join(dir, 'usr/bin'), { recursive: true });
-  await writeFile(join(dir, 'usr/bin/mosctl'), '#!/bin/sh\nexec /usr/bin/node /usr/lib/mosctl/mosctl.mjs "$@"\n', { mode: 0o755 });
+  await copyFile(join(top, 'dracut/90mosctl/mosctl-wrapper.sh'), join(dir, 'usr/bin/mosctl'));
+  await chmod(join(dir, 'usr/bin/mosctl'), 0o755);
   await mkdir(join(dir, 'usr/local/sbin'), { recursive: true });
   await writeFile(join(dir, 'usr/local/sbin/vmtest'), VMTEST, { mode: 0o755 });
   const units = join(dir, 'etc/systemd/system');
