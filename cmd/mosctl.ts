@@ -4,6 +4,7 @@ import * as activate from './mosctl/activate.js';
 import * as audit from './mosctl/audit.js';
 import * as boot from './mosctl/boot.js';
 import * as createBootFs from './mosctl/create-boot-fs.js';
+import * as assess from './mosctl/assess.js';
 import * as deactivate from './mosctl/deactivate.js';
 import * as fsck from './mosctl/fsck.js';
 import * as gc from './mosctl/gc.js';
@@ -21,7 +22,7 @@ import * as upgrade from './mosctl/upgrade.js';
 import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
-for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, serve, operations, audit, pin]) sub.register(program);
+for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
 // runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
 // also bundles as CommonJS (the initramfs loads it through a V8 code cache).
 void runProgram(program, process.argv);

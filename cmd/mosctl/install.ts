@@ -3,6 +3,7 @@ import type { InstallResult } from '../../src/machine/index.js';
 import { capathOf, capathOption, registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
 import { short, table } from '../shared/format.js';
 import { action } from '../shared/run.js';
+import { wholeNumber } from '../shared/flags.js';
 import { machine } from './load.js';
 
 /** Flags of the commands that fetch a signed install manifest (install, update). */
@@ -23,9 +24,11 @@ export function register(program: Command): void {
   sourceOptions(program.command('install').argument('<source>', 'host[:port]/name:tag, host/name@sha256:…, or oci:DIR:TAG'))
     .description('verify a signed install manifest, pull its images and create config/manifest.git')
     .option('--dry-run', 'verify and validate, show what would be fetched; write nothing', false)
+    .option('--tries <n>', 'boots a new generation may take to become good before it falls back (default 2)')
     .action(
-      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean }) => {
-        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
+      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string }) => {
+        const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
+        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), ...tries, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
         return { result: r, text: installText(r) };
       }),
     );

@@ -1,12 +1,14 @@
 import { Option, type Command } from 'commander';
 import type { OperationMode, OperationUpdateResult, Plan } from '../../src/machine/index.js';
 import { table } from '../shared/format.js';
+import { wholeNumber } from '../shared/flags.js';
+import { MosError } from '../../src/base/index.js';
 import { action } from '../shared/run.js';
 import { sourceAccess, sourceOptions, type SourceFlags } from './install.js';
 import { machine } from './load.js';
 import { remoteOperation, withClient } from './remote.js';
 
-type UpdateFlags = SourceFlags & { allowDowngrade: boolean; dryRun: boolean; mode: OperationMode };
+type UpdateFlags = SourceFlags & { allowDowngrade: boolean; dryRun: boolean; mode: OperationMode; retryFailed: boolean; tries?: string };
 
 /** `mosctl update SOURCE [--mode download|stage|apply]`. */
 export function register(program: Command): void {
@@ -14,6 +16,8 @@ export function register(program: Command): void {
     .description('verify and apply an update (partial: named targets; complete: all), as a new generation')
     .option('--allow-downgrade', 'accept an older version of a target', false)
     .option('--dry-run', 'show what would change and what must be fetched; write nothing', false)
+    .option('--retry-failed', 'apply an install manifest that failed its boot assessment before', false)
+    .option('--tries <n>', 'boots the new generation may take to become good before it falls back (default 2)')
     .addOption(
       new Option('--mode <mode>', 'download: fetch and verify only; stage: also commit the generation (next boot); apply: also restart live targets')
         .choices(['download', 'stage', 'apply'])
@@ -22,6 +26,8 @@ export function register(program: Command): void {
     .action(
       action(async (ctx, source: string, o: UpdateFlags) => {
         const remote = ctx.globals.remote;
+        const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
+        if (remote && (o.retryFailed || o.tries !== undefined)) throw new MosError({ code: 'USAGE', subject: o.retryFailed ? '--retry-failed' : '--tries', message: 'is not available with --server' });
         let r: OperationUpdateResult & { dryRun: boolean };
         if (remote && o.dryRun) {
           const plan = await withClient(remote, (c) => c.call<Plan>('POST', '/v1/plans', { source, allowDowngrade: o.allowDowngrade }));
@@ -30,7 +36,7 @@ export function register(program: Command): void {
           // A fresh key per invocation: a retried POST (lost answer) cannot start a second update.
           r = await remoteOperation(ctx, remote, '/v1/operations', { source, mode: o.mode, allowDowngrade: o.allowDowngrade }, { 'idempotency-key': globalThis.crypto.randomUUID() });
         } else {
-          r = await (await machine()).performUpdate({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
+          r = await (await machine()).performUpdate({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, retryFailed: o.retryFailed, ...tries, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
         }
         return { result: r, text: updateText(r) };
       }, { remote: true }),
@@ -69,5 +75,6 @@ function nextSteps(r: OperationUpdateResult): string[] {
     lines.push('next: running targets still run their old images; mosctl activate -t TARGET (or --mode apply) switches them');
   }
   if (r.rebootRequired) lines.push('reboot required: the hostfs target changed and takes effect at the next boot');
+  lines.push(`boot assessment: generation ${r.generation} is pending; it becomes good after a healthy boot (mosctl assess), and falls back after its tries`);
   return lines;
 }

@@ -48,6 +48,8 @@ const EXIT_CODE = {
   ATOMFS_VERITY_MISSING: 5,
   CONFIG_CORRUPT: 5,
   SYSTEM_INTEGRITY: 5,
+  /** A boot assessment check failed (mosctl assess): the generation is not good. */
+  SYSTEM_UNHEALTHY: 5,
 
   // not found (6)
   NOT_FOUND: 6,
@@ -89,6 +91,8 @@ const EXIT_CODE = {
   CANCELED: 8,
   /** The manifest the source names now is not the one the plan or request required. */
   SYSTEM_MANIFEST_CHANGED: 8,
+  /** The install manifest failed its boot assessment before and the machine fell back (update --retry-failed). */
+  SYSTEM_MANIFEST_FAILED: 8,
   CONFIG_EXISTS: 8,
   CONFIG_CONFLICT: 8,
   SYSTEM_PRODUCT_MISMATCH: 8,

@@ -4,6 +4,7 @@ import { gc, openLayout, type GcResult } from '../oci/index.js';
 import { loadSystem } from './load-system.js';
 import { systemPaths } from './paths.js';
 import { readPins } from './pins.js';
+import { readBootState } from './boot-state.js';
 
 /** Options of `systemGc` (`mosctl gc`). */
 export interface SystemGcOptions {
@@ -50,8 +51,10 @@ export async function systemGc(opts: SystemGcOptions): Promise<SystemGcResult> {
     throw new MosError({ code: 'INPUT_INVALID', subject: `keep ${opts.keep}`, message: 'must be a whole number of generations, at least 1' });
   }
   const pins = await readPins(opts.root);
+  // The good generation is what a failed boot falls back to: its images stay whatever --keep says.
+  const good = (await readBootState(opts.root))?.good?.commit;
   const last = gens.length;
-  const kept = gens.filter((g) => opts.keep === undefined || g.number > last - opts.keep || g.number >= last - 1 || pins.has(g.oid));
+  const kept = gens.filter((g) => opts.keep === undefined || g.number > last - opts.keep || g.number >= last - 1 || pins.has(g.oid) || g.oid === good);
   const pruned = gens.filter((g) => !kept.includes(g)).map((g) => g.number);
   const roots = new Set<Digest>();
   const skipped: number[] = [];

@@ -1,5 +1,6 @@
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { createConfigRepo, lockConfig } from '../config/index.js';
+import { recordInstalled } from './assessment.js';
 import { recordManifestSource, writeTracked } from './tracked.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest, type InstallManifest } from '../manifest/index.js';
@@ -21,6 +22,8 @@ export interface InstallOptions extends RegistryAccess {
   readonly dryRun?: boolean;
   /** Wait for a busy config lock instead of failing. */
   readonly wait?: boolean;
+  /** Boot tries every later generation gets before it falls back (default 2). */
+  readonly tries?: number;
   readonly now?: Date;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
@@ -92,6 +95,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   opts.onProgress?.({ kind: 'step', step: 'commit' });
   await using _lock = await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });
   const { oid } = await createConfigRepo({ root: opts.root, files, message: `Install ${manifest.value.product} (${manifest.sha.slice(0, 12)})`, now, log });
+  await recordInstalled(opts.root, { generation: 1, commit: oid }, { now, ...(opts.tries !== undefined ? { tries: opts.tries } : {}) });
   await writeTracked(opts.root, { source: opts.source, manifest: manifest.sha, time: now.toISOString() });
   await recordManifestSource(opts.root, manifest.sha, opts.source);
   return { ...summary, generation: 1, commit: oid, blobBytes: pulled.blobBytes, dryRun: false, bytesToFetch: pulled.blobBytes };

@@ -1,6 +1,7 @@
 import { MosError, isMosError, isTargetName, type Logger, type OnProgress } from '../base/index.js';
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
-import { currentGeneration } from '../config/index.js';
+import { currentGeneration, lockConfig } from '../config/index.js';
+import { armWatchdog, chooseBootGeneration, failTrialNow, writeBootedRecord, type BootChoice } from './boot-choice.js';
 import { exists } from '../host/index.js';
 import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
 import { openLayout, type RegistryAccess } from '../oci/index.js';
@@ -71,14 +72,56 @@ export async function mountTarget(opts: MountTargetOptions): Promise<MountTarget
   return mountImageAt(root, target, image, opts);
 }
 
+/** Options of {@link createBootFs}. */
+export interface CreateBootFsOptions extends Omit<MountTargetOptions, 'target'> {
+  /** Boot assessment (default true): count a try of a trial generation first, fall back when none is left. */
+  readonly assess?: boolean;
+  /** A watchdog device to arm for a trial boot (`/dev/watchdog`); `mosctl assess` pets and disarms it. */
+  readonly watchdog?: string;
+}
+
+/** What create-boot-fs did: the mount, and the boot-assessment decision behind it. */
+export interface CreateBootFsResult extends MountTargetResult {
+  readonly boot?: BootChoice;
+  /** The watchdog's timeout in seconds, when one was armed. */
+  readonly watchdog?: { readonly device: string; readonly timeout?: number };
+}
+
 /**
- * The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`. A
- * refusal names the generation it was assembling (the console line an operator reads at boot).
+ * The initrd's mount of hostfs: {@link mountTarget} on the hostfs target, default dest `/sysroot`, under
+ * the config lock. With assessment on, a trial generation's try is counted (and fsync'd) before anything
+ * is mounted, a trial out of tries falls back to the good generation, and a trial that cannot be
+ * assembled fails at once and this same boot falls back. A refusal names the generation it was
+ * assembling (the console line an operator reads at boot).
  */
-export async function createBootFs(opts: Omit<MountTargetOptions, 'target'>): Promise<MountTargetResult> {
-  const generation = await currentGeneration({ root: await realRoot(opts.root) }).then((g) => g.number, () => undefined);
+export async function createBootFs(opts: CreateBootFsOptions): Promise<CreateBootFsResult> {
+  const root = await realRoot(opts.root);
+  const head = await currentGeneration({ root }).catch(() => undefined);
+  if (head === undefined || opts.dryRun || opts.assess === false) return bootMount(root, opts, head?.number);
+  await using _lock = await lockConfig(root, { wait: true, timeoutMs: 120_000, ...(opts.log ? { log: opts.log } : {}) });
+  let choice = await chooseBootGeneration(root, { ...(opts.now ? { now: opts.now } : {}), ...(opts.log ? { log: opts.log } : {}) });
+  let watchdog: CreateBootFsResult['watchdog'];
+  if (choice.state === 'trying' && opts.watchdog !== undefined) watchdog = { device: opts.watchdog, ...optional('timeout', await armWatchdog(opts.watchdog)) };
+  let r: MountTargetResult;
   try {
-    const r = await mountTarget({ ...opts, dest: opts.dest ?? '/sysroot' });
+    r = await bootMount(root, opts, choice.generation);
+  } catch (e) {
+    if (choice.state !== 'trying' || !isMosError(e)) throw e;
+    const fell = await failTrialNow(root, choice, { check: 'create-boot-fs', reason: `${e.subject}: ${e.message}` }, opts);
+    if (fell === undefined) throw e;
+    opts.log?.warn(`generation ${choice.generation} cannot be assembled (${e.message}): falling back in this boot`);
+    choice = fell;
+    r = await bootMount(root, opts, choice.generation);
+  }
+  await writeBootedRecord(root, { ...choice, target: r.target, digest: r.digest, ...(watchdog ? { watchdog } : {}) });
+  return { ...r, boot: choice, ...(watchdog ? { watchdog } : {}) };
+}
+
+const optional = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : ({ [k]: v } as { [P in K]?: V }));
+
+async function bootMount(root: string, opts: Omit<MountTargetOptions, 'target'>, generation: number | undefined): Promise<MountTargetResult> {
+  try {
+    const r = await mountTarget({ ...opts, root, dest: opts.dest ?? '/sysroot' });
     return generation === undefined ? r : { ...r, generation };
   } catch (e) {
     if (!isMosError(e) || generation === undefined) throw e;

@@ -27,6 +27,12 @@ export interface SystemPaths {
   readonly auditLog: string;
   /** `config/pins.json`: commit ids of pinned generations, whose images gc --keep never removes. */
   readonly pinsFile: string;
+  /** `config/boot-state.json`: boot assessment (good generation, the trial and its tries, failed manifests). */
+  readonly bootState: string;
+  /** `config/boot-events.jsonl`: every boot-assessment state change, appended with fsync. */
+  readonly bootEvents: string;
+  /** `run/mosctl/booted.json`: what this boot's initrd assembled (generation, assessment state, boot id). */
+  readonly bootedRecord: string;
   /** `config/source.json`: the tracked source (`mosctl upgrade` re-resolves it). */
   readonly trackedSource: string;
   /** `config/manifest-sources.json`: where each install manifest (by `<sha>`) was fetched from, for repair. */
@@ -60,6 +66,9 @@ export function systemPaths(root: string): SystemPaths {
     eventsLog: join(configDir, 'events.jsonl'),
     auditLog: join(configDir, 'audit.jsonl'),
     pinsFile: join(configDir, 'pins.json'),
+    bootState: join(configDir, 'boot-state.json'),
+    bootEvents: join(configDir, 'boot-events.jsonl'),
+    bootedRecord: join(root, 'run', 'mosctl', 'booted.json'),
     trackedSource: join(configDir, 'source.json'),
     manifestSources: join(configDir, 'manifest-sources.json'),
     configDir,

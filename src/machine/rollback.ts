@@ -2,6 +2,8 @@ import { MosError, type Logger } from '../base/index.js';
 import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
 import { openStore, hasImage, targetDescriptor } from './store.js';
 import { loadSystem } from './load-system.js';
+import { recordNewGeneration } from './assessment.js';
+import { readBootState } from './boot-state.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
 
 export interface RollbackOptions {
@@ -57,6 +59,8 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
     }
   }
   if (opts.dryRun) return { from: head.number, to, generation: head.number, commit: head.oid, dryRun: true };
+  await readBootState(opts.root); // a damaged boot-assessment record refuses the rollback before it commits
   const { oid, number } = await commitGeneration({ root: opts.root, files: gen.files, message: `Rollback to generation ${to}`, ...(opts.now ? { now: opts.now } : {}), parent: head.oid, ...(opts.log ? { log: opts.log } : {}) });
+  await recordNewGeneration(opts.root, { generation: number, commit: oid }, { generation: head.number, commit: head.oid }, opts.now ? { now: opts.now } : {});
   return { from: head.number, to, generation: number, commit: oid, dryRun: false };
 }

@@ -4,6 +4,7 @@ import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { targetPaths } from './paths.js';
 import { realRoot } from './target-root.js';
 import { status, type StatusResult } from './status.js';
+import { bootStatus, type BootStatus } from './assessment.js';
 
 /** What is live for one target right now. */
 export interface TargetRuntime {
@@ -43,12 +44,19 @@ export async function withRuntime(root: string, status: StatusResult): Promise<L
 export interface StatusModel extends LiveStatus {
   readonly apiVersion: 'mosctl/v1';
   readonly kind: 'Status';
+  /** Boot assessment of the current generation (absent when its record cannot be read). */
+  readonly boot?: BootStatus;
 }
+
+const bootOf = async (root: string): Promise<{ boot?: BootStatus }> => {
+  const boot = await bootStatus(root).catch(() => undefined);
+  return boot ? { boot } : {};
+};
 
 /** Reads the status model of generation `ref` (default current) with its live view. */
 export async function statusModel(root: string, ref?: string | number): Promise<StatusModel> {
   const live = await withRuntime(root, await status({ root, ...(ref !== undefined ? { ref } : {}) }));
-  return { apiVersion: 'mosctl/v1', kind: 'Status', ...live };
+  return { apiVersion: 'mosctl/v1', kind: 'Status', ...live, ...(ref === undefined ? await bootOf(root) : {}) };
 }
 
 /**
@@ -61,6 +69,6 @@ export function cachedStatusModel(root: string): () => Promise<StatusModel> {
   return async () => {
     const head = await currentGeneration({ root });
     if (cached?.oid !== head.oid) cached = { oid: head.oid, status: await status({ root, ref: head.oid }) };
-    return { apiVersion: 'mosctl/v1', kind: 'Status', ...(await withRuntime(root, cached.status)) };
+    return { apiVersion: 'mosctl/v1', kind: 'Status', ...(await withRuntime(root, cached.status)), ...(await bootOf(root)) };
   };
 }

@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../config/index.js';
+import { checkIncoming, recordNewGeneration } from './assessment.js';
 import { compareVersions, parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
 import type { RegistryAccess } from '../oci/index.js';
@@ -49,6 +50,10 @@ export interface UpdateOptions extends RegistryAccess {
    */
   readonly onPhase?: (phase: UpdatePhase, detail?: { readonly needs: readonly PullNeed[]; readonly manifest: string }) => void;
   readonly wait?: boolean;
+  /** Apply an install manifest that already failed its boot assessment and fell back. */
+  readonly retryFailed?: boolean;
+  /** Boot tries the new generation gets (default: the machine's, 2). */
+  readonly tries?: number;
   readonly now?: Date;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
@@ -114,6 +119,8 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
       hint: 'the tag moved since the plan was made: plan again',
     });
   }
+  // Boot assessment: a damaged record or an install manifest that already fell back refuses the update here.
+  const bootState = await checkIncoming(opts.root, incoming.sha, opts.retryFailed ?? false);
   const plan = planUpdate(current, incoming, { allowDowngrade: opts.allowDowngrade ?? false });
   const { entries, storage, ...summary } = plan;
   const newTargets = entries.filter((e) => e.sha === incoming.sha).map((e) => e.target);
@@ -183,6 +190,11 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   opts.onPhase?.('applying', { needs, manifest: incoming.sha });
   opts.onProgress?.({ kind: 'step', step: 'commit' });
   const { oid, number } = await commitGeneration({ root: opts.root, files, message: updateMessage(incoming.value.product, incoming.sha, plan), now, parent: head.oid, log });
+  await recordNewGeneration(opts.root, { generation: number, commit: oid }, { generation: head.number, commit: head.oid }, {
+    now,
+    ...(opts.tries !== undefined ? { tries: opts.tries } : {}),
+    ...(bootState?.failed.some((f) => f.manifest === incoming.sha) ? { retried: incoming.sha } : {}),
+  });
   await track();
   return { ...base, dryRun: false, generation: number, commit: oid, blobBytes: pulled.blobBytes };
 }
