@@ -8,6 +8,12 @@
 #   mos.onfail=halt|poweroff|reboot|shell   what a refused boot does (default halt: the line stays on the console)
 #   mos.timeout=SECONDS                   how long to wait for the partitions (default 30)
 #   mos.verity=required|optional          required (default): every layer through dm-verity
+#   mos.assess=on|off                     on (default): a trial generation's try is counted before it is
+#                                         assembled, and a trial out of tries falls back to the good one
+#   MODULE.PARAM=VALUE                    module options, as modprobe takes them (i6300esb.heartbeat=300)
+#
+# A trial boot arms /dev/watchdog when there is one (its driver listed with `mosb initrd build --module`);
+# `mosctl assess` in the booted host pets it through the window and disarms it once the generation is good.
 #
 # Every failure prints one line "mosctl-boot: FAILED: ..." and never switch_roots.
 
@@ -106,15 +112,20 @@ mos_boot() {
     mkdir -p /run/cryptsetup "$_newroot"
     _verity=--require-verity
     [ "$(mos_arg mos.verity required)" = optional ] && _verity=""
+    _assess=""
+    [ "$(mos_arg mos.assess on)" = off ] && _assess=--no-assess
+    [ -c /dev/watchdog ] && [ -z "$_assess" ] && _assess="--watchdog /dev/watchdog"
     mos_say "create-boot-fs (manifest CA $MOS_CA)"
     # shellcheck disable=SC2086
-    if ! DM_DISABLE_UDEV=1 $MOS_MOSCTL create-boot-fs --root / --capath "$MOS_CA" --dest "$_newroot" $_verity > /tmp/mosctl-boot.out 2> /tmp/mosctl-boot.err; then
+    if ! DM_DISABLE_UDEV=1 $MOS_MOSCTL create-boot-fs --root / --capath "$MOS_CA" --dest "$_newroot" $_verity $_assess > /tmp/mosctl-boot.out 2> /tmp/mosctl-boot.err; then
         _line=$(grep -m 1 '^mosctl: ' /tmp/mosctl-boot.err || tail -n 1 /tmp/mosctl-boot.err)
         umount "$_newroot" 2> /dev/null
         mos_fail "${_line#mosctl: }"
     fi
-    mos_say "$(cat /tmp/mosctl-boot.out)"
+    while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
+    grep '^warn: ' /tmp/mosctl-boot.err | while IFS= read -r _l; do mos_say "$_l"; done
     for _d in config atomfs-store scratch-writes boot/efi; do
+        # run/mosctl/booted.json (what this boot assembled) goes with /run into the new root.
         grep -q " /$_d " /proc/mounts || continue
         mkdir -p "$_newroot/$_d" 2> /dev/null
         mount --move "/$_d" "$_newroot/$_d" || mos_fail "cannot move /$_d into the new root"
@@ -123,4 +134,15 @@ mos_boot() {
         || mos_fail "cannot copy the manifest CA to $_newroot/factory/secure"
     [ -x "$_newroot/sbin/init" ] || [ -L "$_newroot/sbin/init" ] || mos_fail "the assembled hostfs has no /sbin/init"
     return 0
+}
+
+# Options for module $1 from the kernel command line (MODULE.PARAM=VALUE, dashes as underscores), as
+# modprobe would pass them.
+mos_module_opts() {
+    _mod=$(echo "$1" | tr - _)
+    _o=""
+    for _a in $(cat /proc/cmdline); do
+        case $_a in "$_mod".*=*) _o="$_o ${_a#"$_mod".}" ;; esac
+    done
+    echo "$_o"
 }

@@ -71,14 +71,15 @@ export async function bootStatus(root: string, opts: { events?: number } = {}): 
   const state = await readBootState(root);
   const booted = await readBootedRecord(root);
   return {
+    // The API's serializer writes the required fields first: the same order here keeps both outputs equal.
     state: assessmentOf(state, head.oid),
     generation: head.number,
     commit: head.oid,
+    failed: state?.failed ?? [],
+    events: await readBootEvents(root, { last: opts.events ?? 10 }),
     ...(booted ? { booted } : {}),
     ...(state?.good ? { good: state.good } : {}),
     ...(state?.trial && state.trial.commit === head.oid ? { trial: state.trial } : {}),
-    failed: state?.failed ?? [],
-    events: await readBootEvents(root, { last: opts.events ?? 10 }),
   };
 }
 
@@ -129,4 +130,21 @@ export async function markBad(root: string, opts: { reason?: string; by?: string
 /** `systemctl reboot` (mark-bad --reboot). */
 export async function rebootHost(): Promise<void> {
   await exec(['systemctl', 'reboot'], { timeoutMs: 30_000 });
+}
+
+/** A workload's vote on the current trial generation (`POST /v1/boot/vote`); `mosctl assess --vote` waits for it. */
+export async function voteBoot(root: string, vote: { good: boolean; reason?: string; by: string; now?: Date }): Promise<BootStatus> {
+  {
+    await using _lock = await lockConfig(root, { wait: true, timeoutMs: 30_000 });
+    const head = await currentGeneration({ root });
+    const state = await readBootState(root);
+    const trial = state?.trial;
+    if (state === undefined || trial === undefined || trial.commit !== head.oid || trial.state === 'failed') {
+      throw new MosError({ code: 'INPUT_INVALID', subject: `generation ${head.number}`, message: 'is not on trial: there is nothing to vote on', hint: 'see mosctl status' });
+    }
+    const time = (vote.now ?? new Date()).toISOString();
+    await writeBootState(root, { ...state, trial: { ...trial, vote: { good: vote.good, by: vote.by, time, ...(vote.reason !== undefined ? { reason: vote.reason } : {}) } } });
+    await appendBootEvent(root, { generation: head.number, commit: head.oid, event: 'vote', detail: `${vote.good ? 'good' : 'bad'} by ${vote.by}${vote.reason ? `: ${vote.reason}` : ''}`, ...(vote.now ? { now: vote.now } : {}) });
+  }
+  return bootStatus(root);
 }

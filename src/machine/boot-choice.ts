@@ -1,4 +1,4 @@
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { commitGeneration, readGeneration, currentGeneration } from '../config/index.js';
@@ -168,10 +168,10 @@ export async function armWatchdog(device: string): Promise<number | undefined> {
   } finally {
     await fh?.close().catch(() => {});
   }
+  // sysfs attributes report a size of 4096 whatever they hold: read directly, they are a few bytes.
   const name = device.replace(/^\/dev\//, '');
-  for (const n of [name === 'watchdog' ? 'watchdog0' : name]) {
-    const t = await readFileLimited(`/sys/class/watchdog/${n}/timeout`, 64).catch(() => undefined);
-    if (t) return Number(t.toString().trim());
-  }
+  const t = await readFile(`/sys/class/watchdog/${name === 'watchdog' ? 'watchdog0' : name}/timeout`, 'utf8').catch(() => undefined);
+  const n = t === undefined ? NaN : Number(t.trim());
+  if (Number.isInteger(n) && n > 0) return n;
   return undefined;
 }

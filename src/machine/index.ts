@@ -11,7 +11,7 @@ export { update, type UpdateOptions, type UpdateResult } from './update.js';
 export { rollback, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { mountTarget, mountRemote, createBootFs, umountTarget, type MountRemoteOptions, type MountTargetOptions, type MountTargetResult, type CreateBootFsOptions, type CreateBootFsResult } from './mount.js';
 export { readBootState, readBootEvents, DEFAULT_TRIES, type BootState, type BootEvent, type Trial, type AssessmentState } from './boot-state.js';
-export { bootStatus, markGood, markBad, rebootHost, type BootStatus } from './assessment.js';
+export { bootStatus, markGood, markBad, rebootHost, voteBoot, type BootStatus } from './assessment.js';
 export { readBootedRecord, type BootChoice, type BootedRecord } from './boot-choice.js';
 export { assess, readAssessConfig, ASSESS_DEFAULTS, type AssessOptions, type AssessResult, type AssessConfig } from './assess.js';
 export { activate, deactivate, type ActivateOptions, type ActivateResult, type DeactivateOptions, type DeactivateResult } from './activate.js';

@@ -101,7 +101,14 @@ export async function createBootFs(opts: CreateBootFsOptions): Promise<CreateBoo
   await using _lock = await lockConfig(root, { wait: true, timeoutMs: 120_000, ...(opts.log ? { log: opts.log } : {}) });
   let choice = await chooseBootGeneration(root, { ...(opts.now ? { now: opts.now } : {}), ...(opts.log ? { log: opts.log } : {}) });
   let watchdog: CreateBootFsResult['watchdog'];
-  if (choice.state === 'trying' && opts.watchdog !== undefined) watchdog = { device: opts.watchdog, ...optional('timeout', await armWatchdog(opts.watchdog)) };
+  if (choice.state === 'trying' && opts.watchdog !== undefined) {
+    // A watchdog that cannot be armed costs the hang protection of this boot, never the boot.
+    const device = opts.watchdog;
+    watchdog = await armWatchdog(device).then(
+      (timeout) => ({ device, ...optional('timeout', timeout) }),
+      (e: unknown) => void opts.log?.warn(e instanceof MosError ? `${e.subject}: ${e.message}` : String(e)),
+    ) ?? undefined;
+  }
   let r: MountTargetResult;
   try {
     r = await bootMount(root, opts, choice.generation);

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import rateLimit from '@fastify/rate-limit';
 import { MosError, exitCodeOf, isMosError, type ErrorCode, type Logger } from '../base/index.js';
 import {
-  appendAudit, cachedStatusModel, errorOf, history, readAudit, setPin, status,
+  appendAudit, bootStatus, cachedStatusModel, errorOf, history, readAudit, setPin, status, voteBoot,
   type EngineEvent, type Operation, type OperationEngine, type OperationMode, type OperationRequest, type Plan,
 } from '../machine/index.js';
 import type { ClientIdentity } from '../trust/index.js';
@@ -333,6 +333,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return setPin({ root, ref: Number(req.params.number), pinned: verb === 'pin' });
     });
   }
+  route('GET', '/v1/boot', async () => bootStatus(root, { events: 100 }));
+  route<{ good: boolean; reason?: string }>('POST', '/v1/boot/vote', async (req, _reply, c) => {
+    req.audit = { action: `vote ${req.body.good ? 'good' : 'bad'}` };
+    return voteBoot(root, { good: req.body.good, by: c.id.subject, ...(req.body.reason !== undefined ? { reason: req.body.reason } : {}) });
+  });
   route<unknown, unknown, { after?: string }>('GET', '/v1/audit', async (req) => ({ entries: await readAudit(root, { after: Number(req.query.after ?? 0), limit: 10_000 }) }));
 
   route<unknown, unknown, { after?: string }>('GET', '/v1/events', async (req, reply) => {

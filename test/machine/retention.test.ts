@@ -5,7 +5,7 @@ import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { runCli } from '../support/cli.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
-import { history, install, rollback, setPin, systemGc, update } from '../../src/machine/index.js';
+import { history, install, rollback, setPin, systemGc, update, markGood } from '../../src/machine/index.js';
 
 // Retention (operator issue, finding 5): gc --keep N lets old generations' images go while history
 // keeps their commits; the current and the previous generation and pinned ones always keep theirs.
@@ -27,6 +27,7 @@ t.test('gc --keep, pin and unpin', { skip }, async (t) => {
   await update({ root, source: extra.reference }); // 3: + extra
   await update({ root, source: extra.reference, allowDowngrade: false }).catch(() => undefined); // a no-op: still 3
   await rollback({ root, to: 2 }); // 4: as 2
+  await markGood(root); // 4 is the good generation (a good generation's images are always kept: boot-assessment.test.ts)
   const store = join(root, 'atomfs-store', 'mos');
   const hostfs10 = images.digests['hostfs-1.0']!;
   const has = async (digest: string) => existsSync(join(store, 'blobs', 'sha256', digest.slice('sha256:'.length)));

@@ -19,11 +19,14 @@ import { CACHE_ROOT, contentKey, guestKernel, makeGptDisk, type GuestKernel } fr
 
 const execFileP = promisify(execFile);
 const top = fileURLToPath(new URL('../..', import.meta.url));
-const FIXTURE_VERSION = 'vm-system/1';
+const FIXTURE_VERSION = 'vm-system/2';
 export const PRODUCT = 'de6c82c5-2e01-4c92-949b-a6545d30fc06';
 
 /** Extra kernel modules the test initramfs loads: the 9p share the guest's test driver reads. */
-export const TEST_MODULES = ['9p', '9pnet_virtio'];
+export const TEST_MODULES = ['9p', '9pnet_virtio', 'i6300esb'];
+
+/** QEMU's watchdog: a reset (QEMU exits, -no-reboot) when nobody pets it within `i6300esb.heartbeat=` seconds. */
+export const WATCHDOG_ARGS = ['-device', 'i6300esb', '-watchdog-action', 'reset'] as const;
 
 export interface VmSystem {
   readonly dir: string;
@@ -35,12 +38,17 @@ export interface VmSystem {
   readonly root: string;
   /** ext4 image (no partition table) holding release 1.1 as an oci: layout at /rel (the USB stick). */
   readonly usb: string;
+  /**
+   * Release layouts on the host: `1.1` (as on the stick), `1.2` (hostfs 1.1 plus a failing health check
+   * /etc/mosctl/health.d/50-demo) and `hang` (a hostfs whose init sleeps forever), each tagged by its version.
+   */
+  readonly releases: Record<'1.0' | '1.1' | '1.2' | 'hang', string>;
   /** XDG_DATA_HOME of the keyset `vm` (project `vm:rel`). */
   readonly xdg: string;
   readonly ca: string;
   /** The images layout (hostfs-1.0, hostfs-1.1, tools-1.0, web-1.0). */
   readonly images: string;
-  readonly manifests: Record<'1.0' | '1.1', string>;
+  readonly manifests: Record<'1.0' | '1.1' | '1.2' | 'hang', string>;
   /** Byte offsets of the partitions in `disk`. */
   readonly offsets: Record<string, number>;
   /** The fs-only target's layer: digest, size, hash offset (where verity data starts). */
@@ -55,6 +63,8 @@ const sh = async (cmd: string, args: readonly string[]) => (await execFileP(cmd,
 
 /** The guest's test driver (vmtest.service): prints the boot marker, runs /run/vmtest/run.sh from the 9p share, powers off. */
 const VMTEST = `#!/bin/sh
+# The boot assessment (mos-assess.service, started before this unit) finishes before the test ends.
+while systemctl is-active -q mos-assess.service; do sleep 1; done
 echo "VMTEST-BOOTED hostfs=$(cat /etc/hostfs-version) boot=$(systemctl is-active mos-boot-setup.service) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /run/vmtest
 if mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 vmtest /run/vmtest 2>/dev/null && [ -f /run/vmtest/run.sh ]; then
@@ -69,7 +79,7 @@ systemctl poweroff --no-block
 
 const VMTEST_UNIT = `[Unit]
 Description=mosctl VM test driver
-After=multi-user.target mos-boot-setup.service
+After=multi-user.target mos-boot-setup.service mos-assess.service
 [Service]
 Type=oneshot
 StandardOutput=journal+console
@@ -79,7 +89,11 @@ ExecStart=/usr/local/sbin/vmtest
 WantedBy=multi-user.target
 `;
 
-/** The hostfs's own layer: mosctl (the bundle), its boot unit, the test driver, the version file. */
+/** The test hostfs's assessment: a short window (the default is 300 s). */
+const ASSESS_YAML = 'window: 5\ninterval: 1\n';
+const FAILING_CHECK = '#!/bin/sh\necho "demo service: connection refused on 127.0.0.1:8080" >&2\nexit 1\n';
+
+/** The hostfs's own layer: mosctl (the bundle), its boot and assessment units, the test driver, the version file. */
 async function hostfsTop(dir: string, version: string, bundle: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'usr/lib'), { recursive: true });
@@ -93,6 +107,12 @@ async function hostfsTop(dir: string, version: string, bundle: string): Promise<
   await mkdir(join(units, 'multi-user.target.wants'), { recursive: true });
   await copyFile(join(top, 'dracut/hostfs/mos-boot-setup.service'), join(units, 'mos-boot-setup.service'));
   await writeFile(join(units, 'vmtest.service'), VMTEST_UNIT);
+  await copyFile(join(top, 'dracut/hostfs/mos-assess.service'), join(units, 'mos-assess.service'));
+  await symlink('../mos-assess.service', join(units, 'multi-user.target.wants/mos-assess.service'));
+  await mkdir(join(dir, 'etc/mosctl/health.d'), { recursive: true });
+  await writeFile(join(dir, 'etc/mosctl/assess.yaml'), ASSESS_YAML);
+  await writeFile(join(dir, 'etc/mosctl/health.d/10-mosctl'), '#!/bin/sh\nexec mosctl status > /dev/null\n', { mode: 0o755 });
+  if (version === '1.2') await writeFile(join(dir, 'etc/mosctl/health.d/50-demo'), FAILING_CHECK, { mode: 0o755 });
   await symlink('../mos-boot-setup.service', join(units, 'multi-user.target.wants/mos-boot-setup.service'));
   await symlink('../vmtest.service', join(units, 'multi-user.target.wants/vmtest.service'));
   await writeFile(join(dir, 'etc/hostfs-version'), `${version}\n`);
@@ -120,7 +140,16 @@ async function stackImage(layout: string, base: Descriptor, upper: Descriptor, t
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-function yaml(images: string, hostfs: string): string {
+/** A hostfs that never reaches userspace: its init sleeps forever (the watchdog's case). */
+async function hangRootfs(dir: string): Promise<void> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await mkdir(join(dir, 'sbin'), { recursive: true });
+  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
+  await chmod(join(dir, 'bin/busybox'), 0o755);
+  await writeFile(join(dir, 'sbin/init'), '#!/bin/busybox sh\necho "VMTEST-HANG: this init never starts anything"\nwhile :; do /bin/busybox sleep 3600; done\n', { mode: 0o755 });
+}
+
+function yaml(images: string, hostfs: string, version = `${hostfs}.0`): string {
   return [
     'version: 1',
     `product: ${PRODUCT}`,
@@ -128,7 +157,7 @@ function yaml(images: string, hostfs: string): string {
     'storage:',
     '  - {label: web-data, persistent: true, nsgroup: web, size: 16}',
     'targets:',
-    `  - {service_name: hostfs, source: "oci:${images}:hostfs-${hostfs}", version: "${hostfs}.0", service_type: hostfs, network: {type: host}}`,
+    `  - {service_name: hostfs, source: "oci:${images}:hostfs-${hostfs}", version: "${version}", service_type: hostfs, network: {type: host}}`,
     `  - {service_name: tools, source: "oci:${images}:tools-1.0", version: "1.0.0", service_type: fs-only, network: {type: none}}`,
     `  - {service_name: web, source: "oci:${images}:web-1.0", version: "1.0.0", service_type: container, nsgroup: web, network: {type: none}, storage: [{dest: /data, label: web-data}]}`,
     '',
@@ -189,6 +218,7 @@ async function build(log: (s: string) => void): Promise<VmSystem> {
     ca: abs(rel.ca),
     images: abs(rel.images),
     manifests: rel.manifests,
+    releases: Object.fromEntries(Object.entries(rel.releases).map(([k, v]) => [k, `oci:${abs(v)}:${k}`])) as VmSystem['releases'],
   };
 }
 
@@ -209,12 +239,14 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   const work = join(dir, 'work');
   await mkdir(work, { recursive: true });
   const hostfs: Record<string, { digest: string; topLayer: string }> = {};
-  for (const v of ['1.0', '1.1']) {
+  for (const v of ['1.0', '1.1', '1.2']) {
     await hostfsTop(join(work, `top-${v}`), v, bundle);
     const upper = await buildImage({ rootfs: join(work, `top-${v}`), dst: store, tag: `top-${v}`, workDir: work });
     const d = await stackImage(images, base.descriptor, upper.descriptor, `hostfs-${v}`);
     hostfs[v] = { digest: d.digest, topLayer: upper.layers.at(-1)!.digest };
   }
+  await hangRootfs(join(work, 'hang'));
+  await buildImage({ rootfs: join(work, 'hang'), dst: store, tag: 'hostfs-hang', workDir: work });
   const tools = join(work, 'tools');
   await mkdir(tools, { recursive: true });
   await writeFile(join(tools, 'VERSION'), 'tools 1.0\n');
@@ -227,9 +259,9 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
 
   // Releases: 1.0 (installed) and 1.1 (on the USB stick), signed by project vm:rel.
   const manifests: Record<string, string> = {};
-  for (const [v, out] of [['1.0', join(dir, 'rel-1.0')], ['1.1', join(dir, 'usb', 'rel')]] as const) {
+  for (const [v, out] of [['1.0', join(dir, 'rel-1.0')], ['1.1', join(dir, 'usb', 'rel')], ['1.2', join(dir, 'rel-1.2')], ['hang', join(dir, 'rel-hang')]] as const) {
     const file = join(work, `install-${v}.yaml`);
-    await writeFile(file, yaml(images, v));
+    await writeFile(file, yaml(images, v, v === 'hang' ? '1.3.0' : `${v}.0`));
     const r = await publish({ manifestFile: file, repo: `oci:${out}`, name: `machine/install:${v}`, cert: project.cert, key: project.key });
     manifests[v] = r.digest;
   }
@@ -249,6 +281,7 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   const usb = join(dir, 'usb.img');
   await execFileP('truncate', ['-s', '640M', usb]);
   await execFileP('mke2fs', ['-q', '-F', '-t', 'ext4', '-m', '0', '-L', 'MOS-USB', '-d', join(dir, 'usb'), usb]);
+  await rename(join(dir, 'usb', 'rel'), join(dir, 'rel-1.1'));
   await rm(join(dir, 'usb'), { recursive: true, force: true });
 
   const initrd = join(dir, 'initrd.img');
@@ -261,6 +294,7 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   return {
     initrd: rel(initrd), disk: rel(disk), root: rel(root), usb: rel(usb), xdg: rel(xdg), ca: rel(ca), images: rel(images),
     manifests, offsets, hostfs,
+    releases: { '1.0': 'rel-1.0', '1.1': 'rel-1.1', '1.2': 'rel-1.2', hang: 'rel-hang' },
     toolsLayer: { digest: tl.digest, size: tl.size, hashOffset: built.hashOffset, rootHash: built.rootHash! },
     append: 'console=ttyS0 panic=-1 quiet loglevel=3 root=soci:name=mosboot,repo=local mos.onfail=poweroff mos.timeout=20',
   };

@@ -174,6 +174,8 @@ export interface VmOptions {
   readonly until?: RegExp;
   /** The console is also written here (appended). */
   readonly logFile?: string;
+  /** Extra QEMU arguments (devices: `-device i6300esb -watchdog-action reset`). */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface VmRun {
@@ -202,6 +204,7 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
     '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-monitor', 'none',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append,
   ];
+  args.push(...(o.extraArgs ?? []));
   for (const d of o.disks ?? []) args.push('-drive', `file=${d.file},format=${d.format ?? 'raw'},if=virtio,cache=unsafe${d.readonly ? ',readonly=on' : ''}`);
   for (const [i, s] of (o.shares ?? []).entries()) {
     args.push('-virtfs', `local,path=${s.path},mount_tag=${s.tag},security_model=none,id=fs${i}${s.readonly ? ',readonly=on' : ''},multidevs=remap`);
