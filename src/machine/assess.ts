@@ -120,16 +120,23 @@ export async function assess(opts: AssessOptions): Promise<AssessResult> {
   const at = { generation: head.number, commit: head.oid };
   const state = await readBootState(opts.root);
   const booted = await readBootedRecord(opts.root);
-  const skip = (detail: string): AssessResult => ({ outcome: 'skipped', ...at, detail, elapsed: 0, checks: [], rebooting: false });
+  const skipped = (detail: string): AssessResult => ({ outcome: 'skipped', ...at, detail, elapsed: 0, checks: [], rebooting: false });
+  // Nothing to assess, but the initrd armed the watchdog for this boot: disarm it, or it resets a healthy machine.
+  const skip = async (detail: string): Promise<AssessResult> => {
+    if (booted?.watchdog) await (await openWatchdog(booted.watchdog.device, log))?.close(true);
+    return skipped(detail);
+  };
   if (cfg.tries !== undefined && state !== undefined && state.tries !== cfg.tries) {
-    await writeBootState(opts.root, { ...state, tries: cfg.tries });
+    await using _lock = await lockConfig(opts.root, { wait: true, timeoutMs: 60_000 });
+    const now = await readBootState(opts.root);
+    if (now !== undefined) await writeBootState(opts.root, { ...now, tries: cfg.tries });
   }
-  if (state === undefined) return skip(`generation ${head.number} has no boot-assessment record (installed before boot assessment): nothing to assess`);
-  if (state.good?.commit === head.oid) return skip(`generation ${head.number} is good`);
+  if (state === undefined) return await skip(`generation ${head.number} has no boot-assessment record (installed before boot assessment): nothing to assess`);
+  if (state.good?.commit === head.oid) return await skip(`generation ${head.number} is good`);
   if (booted !== undefined && booted.commit !== head.oid) {
-    return skip(`this boot runs generation ${booted.generation}; generation ${head.number} is staged for the next boot and is assessed then`);
+    return await skip(`this boot runs generation ${booted.generation}; generation ${head.number} is staged for the next boot and is assessed then`);
   }
-  if (state.trial?.state === 'failed') return skip(`generation ${head.number} is out of tries: the next boot falls back to generation ${state.good?.generation ?? '?'}`);
+  if (state.trial?.state === 'failed') return await skip(`generation ${head.number} is out of tries: the next boot falls back to generation ${state.good?.generation ?? '?'}`);
   const checksDir = opts.checksDir ?? join(opts.root, 'etc', 'mosctl', 'health.d');
   const checks = await listChecks(checksDir, log);
 
