@@ -6,7 +6,7 @@ import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { currentGeneration, lockConfig } from '../config/index.js';
 import { exec, readFileLimited, statOrAbsent } from '../host/index.js';
 import { readBootedRecord } from './boot-choice.js';
-import { appendBootEvent, bootClock, checkTries, readBootState, writeBootState, DEFAULT_TRIES, type BootFailure, type Trial } from './boot-state.js';
+import { appendBootEvent, bootClock, checkTries, readBootState, trialOf, writeBootState, DEFAULT_TRIES, type BootFailure, type Trial } from './boot-state.js';
 import { cachedStatusModel } from './runtime-view.js';
 
 // `mosctl assess`, run by mos-assess.service in the booted host after `mosctl boot`: a trial generation
@@ -202,8 +202,7 @@ async function setTrial(root: string, commit: string, f: (t: Trial) => Trial, fr
   await using _lock = await lockConfig(root, { wait: true, timeoutMs: 60_000 });
   const state = await readBootState(root);
   if (state === undefined) throw new MosError({ code: 'CONFIG_CORRUPT', subject: 'boot-state.json', message: 'disappeared during the assessment' });
-  const base: Trial = state.trial?.commit === commit ? state.trial : { generation: fresh.generation, commit: fresh.commit, tries: fresh.tries, left: fresh.tries, state: 'pending', boots: [] };
-  const trial = f(base);
+  const trial = f(trialOf(state, { generation: fresh.generation, commit }, fresh.tries));
   await writeBootState(root, { ...state, trial });
   return trial;
 }

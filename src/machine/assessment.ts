@@ -3,7 +3,7 @@ import { exec } from '../host/index.js';
 import { currentGeneration, lockConfig } from '../config/index.js';
 import { readBootedRecord, type BootChoice } from './boot-choice.js';
 import {
-  DEFAULT_TRIES, appendBootEvent, assessmentOf, bootClock, readBootEvents, readBootState, writeBootState,
+  DEFAULT_TRIES, appendBootEvent, assessmentOf, trialOf, bootClock, readBootEvents, readBootState, writeBootState,
   type AssessmentState, type BootEvent, type BootState, type FailedManifest, type GenerationRef, type Trial,
 } from './boot-state.js';
 
@@ -45,7 +45,7 @@ export async function recordNewGeneration(root: string, at: GenerationRef, previ
   const now = opts.now ?? new Date();
   const state: BootState = (await readBootState(root).catch(() => undefined)) ?? { version: 1, tries: DEFAULT_TRIES, good: { ...previous, since: now.toISOString() }, failed: [] };
   const tries = opts.tries ?? state.tries;
-  const trial: Trial = { ...at, tries, left: tries, state: 'pending', boots: [] };
+  const trial = trialOf(state, at, tries); // a new commit: always a fresh trial
   const failed = opts.retried === undefined ? state.failed : state.failed.filter((f) => f.manifest !== opts.retried);
   await writeBootState(root, { ...state, trial, failed });
   await appendBootEvent(root, { ...at, event: 'pending', detail: `${tries} tr${tries === 1 ? 'y' : 'ies'}`, now });
@@ -117,7 +117,7 @@ export async function markBad(root: string, opts: { reason?: string; by?: string
         hint: 'make an earlier generation current with mosctl rollback',
       });
     }
-    const trial: Trial = state.trial?.commit === head.oid ? state.trial : { ...at, tries: state.tries, left: state.tries, state: 'pending', boots: [] };
+    const trial = trialOf(state, at);
     const clock = await bootClock();
     const time = (opts.now ?? new Date()).toISOString();
     const reason = opts.reason ?? `marked bad by ${opts.by ?? 'operator'}`;

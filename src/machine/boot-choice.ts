@@ -5,7 +5,7 @@ import { commitGeneration, readGeneration, currentGeneration } from '../config/i
 import { readFileLimited, writeFileAtomic } from '../host/index.js';
 import { systemPaths } from './paths.js';
 import {
-  DEFAULT_TRIES, appendBootEvent, bootClock, readBootState, writeBootState,
+  appendBootEvent, bootClock, trialOf, readBootState, writeBootState,
   type AssessmentState, type BootFailure, type BootState, type FailedManifest, type Trial,
 } from './boot-state.js';
 
@@ -56,10 +56,7 @@ export async function chooseBootGeneration(root: string, opts: { readonly now?: 
     return { ...at, state: 'good', note: `fallback from generation ${state.trial.generation} completed`, bootId: clock.bootId };
   }
 
-  let trial: Trial =
-    state.trial?.commit === head.oid
-      ? state.trial
-      : { ...at, tries: state.tries || DEFAULT_TRIES, left: state.tries || DEFAULT_TRIES, state: 'pending', boots: [] };
+  let trial: Trial = trialOf(state, at);
   if (trial.left > 0 && trial.state !== 'failed') {
     const n = trial.tries - trial.left + 1;
     trial = { ...trial, left: trial.left - 1, state: 'trying', boots: [...trial.boots, { try: n, bootId: clock.bootId, uptime: clock.uptime, time: now.toISOString() }].slice(-20) };

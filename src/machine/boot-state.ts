@@ -194,3 +194,8 @@ export function checkTries(n: number, subject: string): number {
   }
   return n;
 }
+
+/** The record's trial of `at`, or a fresh pending one with `tries` (a tip the record does not know yet). */
+export function trialOf(state: BootState, at: GenerationRef, tries: number = state.tries): Trial {
+  return state.trial?.commit === at.commit ? state.trial : { generation: at.generation, commit: at.commit, tries, left: tries, state: 'pending', boots: [] };
+}
