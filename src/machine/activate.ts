@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { MosError, isMosError, isTargetName, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { readGeneration } from '../config/index.js';
 import { ensureDir, exists, writeFileAtomic } from '../host/index.js';
@@ -101,6 +101,10 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
   await stopContainer({ ...ref, log });
   await removePortForwards({ name: target.service_name });
   await unmountTargetRoot(root, paths.containerRoot, log);
+  // The unmount removed the writable root's upper dir, so the shift record describes a tree that is
+  // gone. Kept, it let the fresh root skip its shift whenever the new overlay got the old one's device
+  // and inode numbers (both are reused): the container root could then not create its mount points.
+  await rm(paths.shiftRecord, { force: true });
 
   const spec = await containerSpec(system, target, image.config, paths);
   await mountTargetRoot({ root, name: target.service_name, image, dest: paths.containerRoot, writable: true, log, ...verity(opts), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
@@ -206,6 +210,7 @@ export async function deactivate(opts: DeactivateOptions): Promise<DeactivateRes
     log.warn(`could not remove port forwards: ${e.message}`);
   });
   const a = await unmountTargetRoot(root, paths.containerRoot, log);
+  await rm(paths.shiftRecord, { force: true }); // it described the writable root just removed
   const b = await unmountTargetRoot(root, paths.fsOnlyDest, log);
   if (await exists(paths.stateFile)) await writeFileAtomic(paths.stateFile, JSON.stringify({ stopped: new Date().toISOString() }) + '\n');
   if (!wasRunning && !a && !b) {
