@@ -23,13 +23,22 @@ export function register(program: Command): void {
 
 function historyText(h: readonly HistoryEntry[]): string {
   return table(
-    ['GEN', 'COMMIT', 'TIME', 'MESSAGE', 'TARGETS'],
+    ['GEN', 'COMMIT', 'TIME', 'BOOT', 'MESSAGE', 'TARGETS'],
     h.map((e) => [
       `${e.number}${e.current ? '*' : ''}${e.pinned ? ' pinned' : ''}`,
       e.oid.slice(0, 12),
       when(e.time),
+      bootCell(e.boot),
       e.message,
       e.problem !== undefined ? `(unreadable: ${e.problem})` : e.targets.map((t) => `${t.name}@${short(t.digest)}`).join(' '),
     ]),
   );
+}
+
+/** good, failed (the check that failed), or the trial's state with the tries used: `trying 1/2`. */
+function bootCell(b: HistoryEntry['boot']): string {
+  if (b === undefined) return '-';
+  if (b.state === 'failed') return `failed (${(b.detail ?? '').split(':')[0]})`;
+  const used = /^(\d+) of (\d+) tries/.exec(b.detail ?? '');
+  return b.state !== 'good' && used ? `${b.state} ${used[1]}/${used[2]}` : b.state;
 }

@@ -142,6 +142,10 @@ export async function voteBoot(root: string, vote: { good: boolean; reason?: str
     if (state === undefined || trial === undefined || trial.commit !== head.oid || trial.state === 'failed') {
       throw new MosError({ code: 'INPUT_INVALID', subject: `generation ${head.number}`, message: 'is not on trial: there is nothing to vote on', hint: 'see mosctl status' });
     }
+    if (trial.state === 'pending') {
+      // A vote says "this boot serves": before the generation runs there is nothing to judge.
+      throw new MosError({ code: 'INPUT_INVALID', subject: `generation ${head.number}`, message: 'has not booted yet: vote once it runs (its trial is pending)', hint: 'see mosctl status' });
+    }
     const time = (vote.now ?? new Date()).toISOString();
     await writeBootState(root, { ...state, trial: { ...trial, vote: { good: vote.good, by: vote.by, time, ...(vote.reason !== undefined ? { reason: vote.reason } : {}) } } });
     await appendBootEvent(root, { generation: head.number, commit: head.oid, event: 'vote', detail: `${vote.good ? 'good' : 'bad'} by ${vote.by}${vote.reason ? `: ${vote.reason}` : ''}`, ...(vote.now ? { now: vote.now } : {}) });

@@ -152,9 +152,13 @@ export async function appendBootEvent(
   const { now, ...rest } = e;
   const event = { time: ((now as Date | undefined) ?? new Date()).toISOString(), ...(await bootClock()), ...rest } as BootEvent;
   await ensureDir(p.configDir);
-  const fh = await open(p.bootEvents, 'a', 0o644);
+  const fh = await open(p.bootEvents, 'a+', 0o644);
   try {
-    await fh.write(JSON.stringify(event) + '\n');
+    // A power cut mid-append can leave a last line without its newline: start on a line of our own.
+    const { size } = await fh.stat();
+    const last = Buffer.alloc(1);
+    const torn = size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
+    await fh.write((torn ? '\n' : '') + JSON.stringify(event) + '\n');
     await fh.sync();
   } finally {
     await fh.close();
@@ -162,21 +166,64 @@ export async function appendBootEvent(
   return event;
 }
 
-/** The events, oldest first; a torn last line (power cut mid-append) is skipped. */
+/** One line of the event log as JSON, or undefined for a line a power cut tore (or anything else). */
+function parseBootEvent(line: string): BootEvent | undefined {
+  try {
+    const v = JSON.parse(line) as unknown;
+    return isObj(v) && isStr(v['event']) && isNat(v['generation'], 1) ? (v as BootEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The events, oldest first. A line that is not a boot event (the torn end of an append a power cut
+ * interrupted; the next append starts a new line) is skipped: the log explains, it decides nothing.
+ */
 export async function readBootEvents(root: string, opts: { last?: number } = {}): Promise<BootEvent[]> {
   const file = systemPaths(root).bootEvents;
   if (!(await statOrAbsent(file))) return [];
-  const lines = (await readFileLimited(file, MAX_EVENTS_BYTES)).toString('utf8').split('\n').filter((l) => l.length > 0);
   const out: BootEvent[] = [];
-  for (const [i, line] of lines.entries()) {
-    try {
-      const v = JSON.parse(line) as unknown;
-      if (isObj(v) && isStr(v['event']) && isNat(v['generation'], 1)) out.push(v as BootEvent);
-    } catch (e) {
-      if (i < lines.length - 1) throw new MosError({ code: 'CONFIG_CORRUPT', subject: `${file}:${i + 1}`, message: 'is not a JSON boot event', cause: e });
-    }
+  for (const line of (await readFileLimited(file, MAX_EVENTS_BYTES)).toString('utf8').split('\n')) {
+    const e = line.length > 0 ? parseBootEvent(line) : undefined;
+    if (e) out.push(e);
   }
   return opts.last !== undefined ? out.slice(-opts.last) : out;
+}
+
+/**
+ * The complete lines of the event log from byte `offset` on (at most `maxBytes` of them): each event
+ * with its line's index among those lines, how many lines were read and the bytes they took. An
+ * unfinished last line is left for the next read. What the upgrade API's journal follows.
+ */
+export async function readBootEventsFrom(
+  root: string,
+  offset: number,
+  maxBytes = 1024 * 1024,
+): Promise<{ readonly events: readonly { readonly index: number; readonly event: BootEvent }[]; readonly lines: number; readonly bytes: number }> {
+  let fh;
+  try {
+    fh = await open(systemPaths(root).bootEvents, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], lines: 0, bytes: 0 };
+    throw e;
+  }
+  try {
+    const buf = Buffer.alloc(maxBytes);
+    const { bytesRead } = await fh.read(buf, 0, maxBytes, offset);
+    const end = buf.subarray(0, bytesRead).lastIndexOf(0x0a) + 1;
+    const lines = buf.subarray(0, end).toString('utf8').split('\n').slice(0, -1);
+    const events: { index: number; event: BootEvent }[] = [];
+    lines.forEach((l, index) => {
+      const event = parseBootEvent(l);
+      if (event) events.push({ index, event });
+    });
+    // A single line longer than maxBytes is not an event of ours: step over it rather than stall.
+    if (end === 0 && bytesRead === maxBytes) return { events: [], lines: 1, bytes: bytesRead };
+    return { events, lines: lines.length, bytes: end };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The assessment state of generation `commit` under `state` (a record-less system is `unassessed`). */

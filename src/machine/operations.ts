@@ -8,6 +8,7 @@ import type { RegistryAccess } from '../oci/index.js';
 import { activate, deactivate } from './activate.js';
 import { applyLive, liveTargets, type ApplyLiveResult } from './apply-live.js';
 import { systemGc } from './gc.js';
+import { readBootEventsFrom, type BootEvent } from './boot-state.js';
 import { systemPaths } from './paths.js';
 import type { UpdatePlan } from './plan-update.js';
 import { rollback } from './rollback.js';
@@ -141,9 +142,18 @@ const PLAN_TTL_MS = 3_600_000;
 export interface EngineEvent {
   readonly seq: number;
   readonly time: string;
-  readonly type: 'server.started' | 'operation.created' | 'operation.phase' | 'operation.progress';
+  readonly type: 'server.started' | 'operation.created' | 'operation.phase' | 'operation.progress' | 'boot';
   readonly operation?: Pick<Operation, 'id' | 'action' | 'phase' | 'cancelable'> & Partial<Pick<Operation, 'progress' | 'error' | 'result' | 'interrupted' | 'manifest'>>;
+  /**
+   * `boot` events: one line of config/boot-events.jsonl (boot assessment: trying, assessing, good,
+   * check-failed, failed, fallback, vote …), written by the initrd, `mosctl assess` or the CLI, with
+   * its line number in that log. The journal takes them in as they appear.
+   */
+  readonly boot?: BootEvent & { readonly line: number };
 }
+
+/** How often the engine looks for new boot-assessment events (the log is appended by other processes). */
+const BOOT_EVENTS_POLL_MS = 2000;
 
 export interface EngineOptions extends RegistryAccess {
   readonly root: string;
@@ -192,6 +202,11 @@ export class OperationEngine {
   private readonly writes = new Map<string, Promise<void>>();
   private journal: Promise<void> = Promise.resolve();
   private seq = 0;
+  /** Where the boot-event log was read up to (bytes, lines), and the last of its lines the journal holds. */
+  private bootLog = { offset: 0, lines: 0 };
+  private journaledBootLine = 0;
+  private bootImport: Promise<void> = Promise.resolve();
+  private bootTimer: NodeJS.Timeout | undefined;
   private current: { id: string; done: Promise<void> } | undefined;
   private readonly log: Logger;
   private readonly paths;
@@ -213,7 +228,41 @@ export class OperationEngine {
     await engine.loadJournal();
     await engine.loadOperations();
     await engine.emit('server.started');
+    await engine.importBootEvents();
+    engine.bootTimer = setInterval(() => void engine.importBootEvents(), BOOT_EVENTS_POLL_MS);
+    engine.bootTimer.unref();
     return engine;
+  }
+
+  /** Stops following the boot-event log (the server's close). */
+  stop(): void {
+    clearInterval(this.bootTimer);
+  }
+
+  /**
+   * Journals the boot-assessment events that appeared since the last look (all of them on a first
+   * start, none twice across restarts: the journal's last `boot` event says which line it was).
+   */
+  importBootEvents(): Promise<void> {
+    this.bootImport = this.bootImport.then(async () => {
+      const st = await statOrAbsent(this.paths.bootEvents);
+      if (!st) return;
+      if (st.size < this.bootLog.offset) this.bootLog = { offset: 0, lines: 0 }; // replaced by a shorter file
+      while (st.size > this.bootLog.offset) {
+        const r = await readBootEventsFrom(this.opts.root, this.bootLog.offset);
+        if (r.bytes === 0) break; // only an unfinished line so far
+        for (const { index, event } of r.events) {
+          const line = this.bootLog.lines + index + 1;
+          if (line <= this.journaledBootLine) continue;
+          this.journaledBootLine = line;
+          await this.emit('boot', undefined, { ...event, line });
+        }
+        this.bootLog = { offset: this.bootLog.offset + r.bytes, lines: this.bootLog.lines + r.lines };
+      }
+    }).catch((e: unknown) => {
+      this.log.warn('cannot read the boot-event log', { error: e instanceof Error ? e.message : String(e) });
+    });
+    return this.bootImport;
   }
 
   private async loadJournal(): Promise<void> {
@@ -221,14 +270,13 @@ export class OperationEngine {
     if (!st) return;
     const text = (await readFileLimited(this.paths.eventsLog, MAX_JOURNAL_BYTES)).toString('utf8');
     const lines = text.split('\n');
-    // A crash can tear the last line; it is dropped (its operation record says the truth).
-    for (let i = lines.length - 1; i >= 0; i--) {
+    // A crash can tear the last line; it is dropped (its operation record says the truth). The last
+    // sequence number, and the last boot-event line journaled (which can be far back), from the end.
+    for (let i = lines.length - 1; i >= 0 && (this.seq === 0 || this.journaledBootLine === 0); i--) {
       try {
         const ev = JSON.parse(lines[i]!) as EngineEvent;
-        if (Number.isSafeInteger(ev.seq)) {
-          this.seq = ev.seq;
-          break;
-        }
+        if (this.seq === 0 && Number.isSafeInteger(ev.seq)) this.seq = ev.seq;
+        if (this.journaledBootLine === 0 && Number.isSafeInteger(ev.boot?.line)) this.journaledBootLine = ev.boot!.line;
       } catch {
         /* torn or empty line */
       }
@@ -611,11 +659,12 @@ export class OperationEngine {
     return tail;
   }
 
-  private emit(type: EngineEvent['type'], op?: Operation): Promise<void> {
+  private emit(type: EngineEvent['type'], op?: Operation, boot?: EngineEvent['boot']): Promise<void> {
     const ev: EngineEvent = {
       seq: ++this.seq,
       time: new Date().toISOString(),
       type,
+      ...(boot ? { boot } : {}),
       ...(op
         ? {
             operation: {

@@ -179,6 +179,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Fastify closes only a server it started listening itself (not one on an inherited fd).
       if (server!.listening) await new Promise<void>((resolve) => server!.close(() => resolve()));
       await engine.idle();
+      engine.stop();
     },
   };
 }

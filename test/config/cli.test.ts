@@ -80,7 +80,7 @@ t.test('mosctl status and history, human and --json', { skip }, async (t) => {
     { number: 2, message: 'System upgrade', current: true, targets: [{ name: 'hostfs', digest: D1 }, { name: 'web', version: '1.1.0', digest: D2 }] },
   ]);
   const hh = await runCli('mosctl', ['history', '--root', root]);
-  t.match(hh.stdout, /^GEN +COMMIT +TIME +MESSAGE +TARGETS\n1 +[0-9a-f]{12} +2024-05-06 07:08:09Z +Initial commit +hostfs@sha256:111111111111 web@sha256:111111111111\n2\* /);
+  t.match(hh.stdout, /^GEN +COMMIT +TIME +BOOT +MESSAGE +TARGETS\n1 +[0-9a-f]{12} +2024-05-06 07:08:09Z +- +Initial commit +hostfs@sha256:111111111111 web@sha256:111111111111\n2\* /, "a system with no boot-assessment record shows - in BOOT");
 });
 
 t.test('not installed, unknown generation, corrupt generation: clear errors and exit codes', { skip }, async (t) => {

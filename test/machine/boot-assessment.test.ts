@@ -8,7 +8,7 @@ import { runCli } from '../support/cli.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { commitGeneration, currentGeneration, lockConfig, readGeneration } from '../../src/config/index.js';
 import {
-  assess, bootStatus, createBootFs, install, markBad, markGood, readBootEvents, readBootState, readBootedRecord, readAssessConfig, systemGc, umountTarget, update,
+  assess, bootStatus, createBootFs, history, install, markBad, markGood, readBootEvents, readBootState, readBootedRecord, readAssessConfig, systemGc, umountTarget, update,
 } from '../../src/machine/index.js';
 import { writeBootState } from '../../src/machine/boot-state.js';
 
@@ -61,7 +61,12 @@ t.test('boot assessment', { skip }, async (t) => {
     t.match(b2.boot, { try: { n: 2, of: 2 } });
     const b3 = await bootOnce();
     t.match(b3.boot, { generation: 3, state: 'good', fallback: { from: 2, to: 1, reason: /^assessment: not finished in 2 boots/ } }, 'the third boot falls back');
-    t.equal(b3.digest, (await readGeneration({ root, ref: 1 })).files.size > 0 ? b3.digest : '', 'hostfs mounted');
+    const gens = await history({ root });
+    t.equal(b3.digest, gens[0]?.targets.find((x) => x.name === 'hostfs')?.digest, "generation 1's hostfs is what the fallback boot mounted");
+    t.same(gens.map((g) => g.boot?.state ?? '-'), ['good', 'failed', 'good'], 'history: 1 was good, 2 failed, 3 (the fallback) is good');
+    t.match(gens[1]?.boot?.detail, /^assessment: not finished in 2 boots/);
+    const ht = await runCli('mosctl', ['--root', root, 'history']);
+    t.match(ht.stdout, /\n2 +[0-9a-f]{12} +\S+ \S+ +failed \(assessment\) +Update /, 'the BOOT column says generation 2 failed its assessment');
     const head = await currentGeneration({ root });
     t.equal(head.number, 3);
     t.match(head.message, /^Fallback to generation 1: generation 2 failed/);

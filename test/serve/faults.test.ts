@@ -88,6 +88,8 @@ t.test('upgrade API faults', { skip }, async (t) => {
     t.equal((await currentGeneration({ root })).number, 1);
     const evs = (await c2.call('GET', '/v1/events')).text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; operation?: Op });
     t.ok(evs.some((e) => e.operation?.id === id && e.operation.phase === 'interrupted'), 'the journal says so too');
+    const bootLines = (evs as { type: string; boot?: { line: number } }[]).filter((e) => e.type === 'boot').map((e) => e.boot!.line);
+    t.ok(bootLines.length > 0 && bootLines.every((l, i) => l === i + 1), `after a restart each boot event is journaled once (lines ${bootLines.join(' ')})`);
     // The same request again succeeds and fetches what is missing.
     const retry = await c2.call('POST', '/v1/operations', { source: `${proxy.host}/machine/install:bulk`, mode: 'stage' });
     const done = (await waitOperation(c2, (retry.json as Op).id, (o) => !['queued', 'verifying', 'downloading', 'applying'].includes(o.phase))) as unknown as Op;

@@ -13,6 +13,7 @@ import { buildBusyboxRootfs } from '../support/lxc.js';
 import { conformance, mintApiPki, spawnServer, testClient, waitOperation, type ApiPki } from '../support/api.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { activate, install } from '../../src/machine/index.js';
+import { chooseBootGeneration } from '../../src/machine/boot-choice.js';
 import { currentGeneration } from '../../src/config/index.js';
 import { openLayout } from '../../src/oci/index.js';
 import { buildImage } from '../../src/build/index.js';
@@ -197,6 +198,38 @@ t.test('a remote upgrade through mosctl serve', { skip }, async (t) => {
     t.match(op.result, { generation: 2, blobBytes: 0, mode: 'apply', rebootRequired: true, live: { restarted: [], stopped: [], failed: [] } });
     t.same(conformance('GET', `/v1/operations/${op['id']}`, { status: 200, headers: {}, text: '', json: op }), []);
     t.equal((await currentGeneration({ root })).number, 2);
+  });
+
+  await t.test('boot assessment through the API: the vote of a workload, every boot event in the journal', async (t) => {
+    type Ev = { seq: number; type: string; boot?: { line: number; event: string; generation: number; detail?: string } };
+    const apps = testClient(t, server.url, api, await api.client('orders-service', { orgs: ['mos:apps'] }));
+    const reader = testClient(t, server.url, api, await api.client('dashboard', { orgs: ['mos:reader'] }));
+    const b = await reader.call('GET', '/v1/boot');
+    t.equal(b.status, 200, b.text);
+    t.same(conformance('GET', '/v1/boot', b), []);
+    t.match(b.json, { good: { generation: 1 }, trial: { generation: 2, state: 'pending', left: 2 } }, 'the committed generation 2 waits for its first boot');
+    const early = await apps.call('POST', '/v1/boot/vote', { good: true });
+    t.equal(early.status, 422, 'no vote before the generation has booted');
+    t.match(early.json, { error: { code: 'INPUT_INVALID', message: /has not booted yet/ } });
+    // The machine reboots into generation 2: the initrd counts a try (the same function create-boot-fs runs).
+    await chooseBootGeneration(root);
+    t.equal((await reader.call('POST', '/v1/boot/vote', { good: true })).status, 403, 'mos:reader may not vote');
+    const bad = await apps.call('POST', '/v1/boot/vote', { good: 'yes' });
+    t.equal(bad.status, 400, 'a malformed vote is refused');
+    t.same(conformance('POST', '/v1/boot/vote', bad), []);
+    const v = await apps.call('POST', '/v1/boot/vote', { good: true, reason: 'orders flow healthy' });
+    t.equal(v.status, 200, v.text);
+    t.same(conformance('POST', '/v1/boot/vote', v), []);
+    t.match(v.json, { trial: { generation: 2, state: 'trying', vote: { good: true, by: /orders-service/, reason: 'orders flow healthy' } } });
+    // The journal takes in the boot-event log, which other processes (initrd, mosctl assess) append to.
+    let boots: Ev['boot'][] = [];
+    for (let i = 0; i < 50 && !boots.some((e) => e?.event === 'vote'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const evs = (await reader.call('GET', '/v1/events')).text.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+      boots = evs.filter((e) => e.type === 'boot').map((e) => e.boot);
+    }
+    t.same(boots.map((e) => `${e?.line} ${e?.event}:${e?.generation}`), ['1 good:1', '2 pending:2', '3 trying:2', '4 vote:2'], 'each boot event once, in order, with its line in the log');
+    t.match(boots[3]?.detail, /good by .*orders-service.*: orders flow healthy/);
   });
 
   await t.test('cancel during a download: the old generation stays current, the ingest is empty', async (t) => {
