@@ -88,3 +88,86 @@ t.test(`fuzz manifests (seed ${seed}, ${CASES} cases): only MosErrors, never ano
   t.same(failures, [], `seed ${seed}`);
   t.ok(problems > 0 && clean > 0, `both outcomes seen (${problems} with problems, ${clean} clean)`);
 });
+
+// Structure-aware: parse a seed, change one node (null, a value of another type, the key or element
+// removed, a key given twice), write it back, check it. The invariant: a document either has problems
+// or keeps every target it lists. A target must never vanish without a word (a `null` once dropped one).
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+const WRONG: readonly Json[] = [null, 42, -1, 1.5, 'text', '', true, [], [null], {}, { a: null }, '9'.repeat(30)];
+
+function paths(v: Json, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+  out.push(at);
+  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...at, i], out));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
+  return out;
+}
+
+/** The document with the node at `path` changed; `dup` set when the change is "this key twice" (text level). */
+function change(doc: Json, path: (string | number)[]): { doc: Json; dup?: { path: (string | number)[]; first: Json } } {
+  const copy = structuredClone(doc);
+  if (path.length === 0) return { doc: pick(WRONG) };
+  const parent = path.slice(0, -1).reduce<any>((o, k) => o[k], copy);
+  const key = path[path.length - 1]!;
+  switch (int(4)) {
+    case 0: parent[key] = null; break;
+    case 1: parent[key] = pick(WRONG); break;
+    case 2: if (Array.isArray(parent)) parent.splice(Number(key), 1); else delete parent[key]; break;
+    default: if (!Array.isArray(parent)) return { doc: copy, dup: { path, first: pick(WRONG) } }; parent.splice(Number(key), 0, structuredClone(parent[key])); // an element twice
+  }
+  return { doc: copy };
+}
+
+/** JSON text; with `dup`, that key appears twice (a changed value first, the real one last). */
+function toJson(v: Json, dup?: { path: (string | number)[]; first: Json }, at: (string | number)[] = []): string {
+  if (Array.isArray(v)) return `[${v.map((x, i) => toJson(x, dup, [...at, i])).join(',')}]`;
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const parts = Object.entries(v).map(([k, x]) => {
+    const here = [...at, k];
+    const twice = dup && dup.path.length === here.length && dup.path.every((p, i) => p === here[i]) ? `${JSON.stringify(k)}:${JSON.stringify(dup.first)},` : '';
+    return `${twice}${JSON.stringify(k)}:${toJson(x, dup, here)}`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+const listed = (doc: Json): { count: number; names: string[] } | undefined => {
+  const ts = doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? doc['targets'] : undefined;
+  if (!Array.isArray(ts)) return undefined;
+  return { count: ts.length, names: ts.flatMap((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) && typeof x['service_name'] === 'string' ? [x['service_name']] : [])) };
+};
+
+t.test(`structure-aware fuzz (seed ${seed}): a document has problems or keeps every target it lists`, async (t) => {
+  const { load, dump } = await import('js-yaml');
+  const yamlDocs = yamlSeeds.map((s) => load(s) as Json);
+  const jsonDoc = JSON.parse(jsonSeeds[0]!) as Json;
+  const cases = Math.max(1, Math.floor(CASES / 3));
+  const failures: string[] = [];
+  let clean = 0;
+  let refused = 0;
+  for (let i = 0; i < cases && failures.length < 5; i++) {
+    const yamlCase = rand() < 0.5;
+    const seedDoc = yamlCase ? pick(yamlDocs) : jsonDoc;
+    let { doc, dup } = change(seedDoc, pick(paths(seedDoc)));
+    if (rand() < 0.3) doc = change(doc, pick(paths(doc))).doc; // sometimes two changes
+    // YAML has no way to give a key twice that js-yaml accepts: it refuses the document (checked too).
+    const text = yamlCase ? (dup ? toJson(doc, dup) : dump(doc, { flowLevel: int(4) })) : toJson(doc, dup);
+    const input = dup ? listed(JSON.parse(toJson(doc, dup)) as Json) : listed(doc);
+    try {
+      const r = yamlCase ? checkImportFile(text, 'f') : checkInstallFile(new TextEncoder().encode(text), 'f');
+      for (const p of r.problems) if (!(p instanceof MosError) || !p.subject?.startsWith('f')) throw new Error(`bad problem ${String(p)}`);
+      if (r.problems.length > 0) {
+        refused++;
+        continue;
+      }
+      clean++;
+      const out = (yamlCase ? (r.value as { targets?: { service_name: string }[] } | undefined)?.targets : (r.value as { value?: { targets: { service_name: string }[] } } | undefined)?.value?.targets) ?? [];
+      if (input === undefined) throw new Error('accepted without a targets list');
+      if (out.length !== input.count) throw new Error(`${input.count} targets in, ${out.length} out, no problem reported`);
+      const names = new Set(out.map((x) => x.service_name));
+      for (const n of input.names) if (!names.has(n)) throw new Error(`target ${n} vanished`);
+    } catch (e) {
+      failures.push(`case ${i} (${yamlCase ? 'manifest.yaml' : 'install.json'}): ${JSON.stringify(text).slice(0, 400)}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  t.same(failures, [], `seed ${seed}`);
+  t.ok(clean > 0 && refused > 0, `both outcomes seen (${clean} accepted, ${refused} refused)`);
+});
