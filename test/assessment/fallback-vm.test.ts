@@ -1,12 +1,18 @@
+// In test/assessment/, not test/vm/, on purpose: tap starts test files in name order, two at a time, and
+// this, the longest VM test, must start alongside the host tests rather than after them (it also builds
+// the shared VM system first, which the other VM tests then find in the cache).
 // Boot assessment in real boots (QEMU, TCG, QEMU's i6300esb watchdog). One machine disk goes through:
-//   1. an update to 1.1 (2 tries), and a power cut before the initrd's decrement: nothing counted;
-//   2. the boot of 1.1: try 1 of 2, the watchdog armed, systemd, mosctl boot, mosctl assess for the
-//      window, good; a power cut right after the commit: 1.1 is good, its trial record gone;
-//   3. an update to 1.2, whose hostfs ships a failing health check (1 try): the check fails, the
-//      machine reboots at once; the next boot falls back to 1.1; status names the check; updating to
-//      1.2 again is refused as known-bad;
-//   4. an update to a hostfs whose init hangs (1 try): the watchdog resets the machine; the next boot
-//      falls back.
+//   1. an update to 1.1 (3 tries) and power cuts (QEMU killed) at each stage of its trial: before the
+//      initrd's decrement (nothing counted), right after it (try 1 counted), during the assessment (try 2,
+//      state assessing); the boot of try 3: the watchdog armed, systemd, mosctl boot, mosctl assess for
+//      the window, good, and a power cut right after the commit: 1.1 is good, its trial record gone;
+//   2. an update to 1.2, whose hostfs ships a failing health check (1 try): the check fails, the
+//      machine reboots at once; the next boot falls back to 1.1; status and history name the check;
+//      updating to 1.2 again is refused as known-bad;
+//   3. an update to a hostfs whose init hangs (1 try): the watchdog resets the machine; the next boot
+//      falls back;
+//   4. an update whose container target crashes within the assessment window (1 try): the machine
+//      reboots; the next boot falls back.
 // Between boots the disk's config and store partitions are loop-mounted on the host, where the same
 // mosctl reads (and for the updates writes) them, and where git fsck checks the config repository.
 import { t, type Test } from 'tap';
@@ -85,21 +91,36 @@ t.test('health-gated commit and automatic fallback in real boots', { skip }, asy
   await copyDisk(sys.disk, disk);
   const started = Date.now();
 
-  await t.test('a good update: pending, trying, assessing, good; power cuts before the decrement and right after the commit', async (t) => {
+  await t.test('a good update: pending, trying, assessing, good; power cuts before and after the decrement, during the assessment and right after the commit', async (t) => {
     await onDisk(t, sys, disk, async (root) => {
-      const u = await runCli('mosctl', ['--root', root, 'update', '--tries', '2', sys.releases['1.1']]);
+      const u = await runCli('mosctl', ['--root', root, 'update', '--tries', '3', sys.releases['1.1']]);
       t.equal(u.code, 0, u.stderr);
-      t.match(await bootState(root), { good: { generation: 1 }, trial: { generation: 2, tries: 2, left: 2, state: 'pending' } });
+      t.match(await bootState(root), { good: { generation: 1 }, trial: { generation: 2, tries: 3, left: 3, state: 'pending' } });
     });
-    const cut = await boot(t, sys, disk, { until: /mosctl-boot: create-boot-fs/ });
-    t.ok(cut.run.matched, 'power cut as the initrd starts create-boot-fs');
+    const before = await boot(t, sys, disk, { until: /mosctl-boot: create-boot-fs/ });
+    t.ok(before.run.matched, 'power cut as the initrd starts create-boot-fs');
     await onDisk(t, sys, disk, async (root) => {
-      t.match(await bootState(root), { trial: { generation: 2, left: 2, state: 'pending' } }, 'a cut before the decrement counts nothing');
+      t.match(await bootState(root), { trial: { generation: 2, left: 3, state: 'pending' } }, 'a cut before the decrement counts nothing');
+      await fsckClean(t, root);
+    });
+    const after = await boot(t, sys, disk, { until: /mosctl-boot: generation 2 on trial: try 1 of 3/ });
+    t.ok(after.run.matched, 'power cut right after the initrd counted try 1 (before anything is mounted)', { diag: tail(after.run) });
+    await onDisk(t, sys, disk, async (root) => {
+      const s = await bootState(root);
+      t.match(s, { trial: { generation: 2, left: 2, state: 'trying' } }, 'the cut try counts');
+      t.equal(s['trial']?.boots?.length, 1, 'and its boot is recorded');
+      await fsckClean(t, root);
+    });
+    const during = await boot(t, sys, disk, { until: /mosctl\[\d+\]: assessing generation 2|mosctl-boot: FAILED|Kernel panic/ });
+    t.match(during.run.console, /mosctl-boot: generation 2 on trial: try 2 of 3/, 'try 2', { diag: tail(during.run) });
+    t.match(during.run.console, /mosctl\[\d+\]: assessing generation 2/, 'power cut while mosctl assess runs');
+    await onDisk(t, sys, disk, async (root) => {
+      t.match(await bootState(root), { trial: { generation: 2, left: 1, state: 'assessing' } }, 'a cut during the assessment leaves it assessing, one try left');
       await fsckClean(t, root);
     });
     const good = await boot(t, sys, disk, { until: /generation 2 is good|mosctl-boot: FAILED|Kernel panic/ });
     const c = good.run.console;
-    t.match(c, /mosctl-boot: generation 2 on trial: try 1 of 2/, 'the initrd took try 1 of 2 before it mounted', { diag: tail(good.run) });
+    t.match(c, /mosctl-boot: generation 2 on trial: try 3 of 3/, 'the initrd took try 3 of 3 before it mounted', { diag: tail(good.run) });
     t.match(c, /mosctl-boot: watchdog \/dev\/watchdog armed \(600 s\)/, 'and armed the watchdog');
     t.match(c, /mosctl\[\d+\]: assessing generation 2: 5 s window, 1 health checks/, 'mosctl assess ran in the booted host');
     t.match(c, /mosctl\[\d+\]: generation 2 is good/, 'and blessed it; QEMU was killed right after (a power cut after the commit)');
@@ -107,7 +128,7 @@ t.test('health-gated commit and automatic fallback in real boots', { skip }, asy
       const s = await bootState(root);
       t.equal(s['good']?.generation, 2, 'generation 2 is good after the cut');
       t.notOk(s['trial'], 'the tries record is gone');
-      t.same((await events(root)).map((e) => `${e['event']}:${e['generation']}`), ['good:1', 'pending:2', 'trying:2', 'assessing:2', 'good:2']);
+      t.same((await events(root)).map((e) => `${e['event']}:${e['generation']}`), ['good:1', 'pending:2', 'trying:2', 'trying:2', 'assessing:2', 'trying:2', 'assessing:2', 'good:2']);
       await fsckClean(t, root);
     });
   });
@@ -128,6 +149,9 @@ t.test('health-gated commit and automatic fallback in real boots', { skip }, asy
       const st = await runCli('mosctl', ['--root', root, 'status']);
       t.match(st.stdout, /boot +generation 4: good/);
       t.match(st.stdout, /failed +install manifest [0-9a-f]{12} as generation 3: health\.d\/50-demo: exited 1: demo service/, 'status names the failing check');
+      const h = await runCli('mosctl', ['--root', root, 'history']);
+      t.match(h.stdout, /\n3 +[0-9a-f]{12} +\S+ \S+ +failed \(health\.d\/50-demo\) /, 'history: generation 3 failed its health check');
+      t.match(h.stdout, /\n4\* +[0-9a-f]{12} +\S+ \S+ +good +Fallback to generation 2: generation 3 failed \(health\.d\/50-demo/, 'generation 4 is the fallback, good');
       const again = await runCli('mosctl', ['--root', root, 'update', sys.releases['1.2']]);
       t.equal(again.code, 8, 'a second update to the same manifest is refused');
       t.match(again.stderr, /failed its boot assessment as generation 3/);
@@ -149,6 +173,27 @@ t.test('health-gated commit and automatic fallback in real boots', { skip }, asy
     t.match(back.run.console, /generation 5 failed \(assessment: not finished in 1 boot \(it hung, crashed or lost power first\)\): fell back to generation 4 as generation 6/, 'back on the good generation', { diag: tail(back.run) });
     await onDisk(t, sys, disk, async (root) => {
       t.equal((await bootState(root))['good']?.generation, 6);
+      await fsckClean(t, root);
+    });
+  });
+
+  await t.test('a container target that crashes within the window: reboot, and the next boot falls back', async (t) => {
+    await onDisk(t, sys, disk, async (root) => {
+      const u = await runCli('mosctl', ['--root', root, 'update', '--tries', '1', sys.releases.crash]);
+      t.equal(u.code, 0, u.stderr);
+    });
+    const crash = await boot(t, sys, disk, { until: /mosctl-boot: FAILED|Kernel panic|VMTEST-DONE/ });
+    t.notOk(crash.run.matched, 'the boot ended by itself (a reboot)', { diag: tail(crash.run) });
+    t.match(crash.run.console, /mosctl\[\d+\]: web +ok +started RUNNING/, 'mosctl boot started the container');
+    t.match(crash.run.console, /mosctl\[\d+\]: assessing generation 7: 30 s window/);
+    t.match(crash.run.console, /generation 7: container web failed: is STOPPED, not RUNNING; no tries left/, 'assess saw the container stop within the window');
+    const back = await boot(t, sys, disk, { until: /mosctl-boot: switch_root|mosctl-boot: FAILED/ });
+    t.match(back.run.console, /generation 7 failed \(container web: is STOPPED, not RUNNING\): fell back to generation 6 as generation 8/, 'back on the good generation', { diag: tail(back.run) });
+    t.match(back.run.console, `mosctl-boot: mounted hostfs (${sys.hostfs['1.1'].digest}) of generation 8 `, 'hostfs 1.1 again');
+    await onDisk(t, sys, disk, async (root) => {
+      const s = await bootState(root);
+      t.equal(s['good']?.generation, 8);
+      t.match(s['failed'], [{ generation: 3 }, { generation: 5 }, { generation: 7, check: 'container web' }], 'every failed manifest is remembered');
       await fsckClean(t, root);
     });
   });

@@ -15,7 +15,7 @@ import { writeBootState } from '../../src/machine/boot-state.js';
 // Boot assessment on the host, with real squashfs/overlay mounts and a real config repository: the
 // initrd's decision (create-boot-fs counts a try before it mounts, falls back when none is left), the
 // host's assessment (health checks, window), known-bad manifests, the operators' marks, and every
-// power-cut point of the fallback. The same paths run in a real boot in test/vm/fallback.test.ts.
+// power-cut point of the fallback. The same paths run in a real boot in test/assessment/fallback-vm.test.ts.
 const skip = needs({ root: true, programs: ['mksquashfs', 'veritysetup'] });
 
 t.test('boot assessment', { skip }, async (t) => {

@@ -19,7 +19,7 @@ import { CACHE_ROOT, contentKey, guestKernel, makeGptDisk, type GuestKernel } fr
 
 const execFileP = promisify(execFile);
 const top = fileURLToPath(new URL('../..', import.meta.url));
-const FIXTURE_VERSION = 'vm-system/2';
+const FIXTURE_VERSION = 'vm-system/3';
 export const PRODUCT = 'de6c82c5-2e01-4c92-949b-a6545d30fc06';
 
 /** Extra kernel modules the test initramfs loads: the 9p share the guest's test driver reads. */
@@ -40,15 +40,16 @@ export interface VmSystem {
   readonly usb: string;
   /**
    * Release layouts on the host: `1.1` (as on the stick), `1.2` (hostfs 1.1 plus a failing health check
-   * /etc/mosctl/health.d/50-demo) and `hang` (a hostfs whose init sleeps forever), each tagged by its version.
+   * /etc/mosctl/health.d/50-demo), `hang` (a hostfs whose init sleeps forever) and `crash` (hostfs 1.3, a
+   * 30 s assessment window, with a web container that exits 20 s after it starts), each tagged by its version.
    */
-  readonly releases: Record<'1.0' | '1.1' | '1.2' | 'hang', string>;
+  readonly releases: Record<Release, string>;
   /** XDG_DATA_HOME of the keyset `vm` (project `vm:rel`). */
   readonly xdg: string;
   readonly ca: string;
   /** The images layout (hostfs-1.0, hostfs-1.1, tools-1.0, web-1.0). */
   readonly images: string;
-  readonly manifests: Record<'1.0' | '1.1' | '1.2' | 'hang', string>;
+  readonly manifests: Record<Release, string>;
   /** Byte offsets of the partitions in `disk`. */
   readonly offsets: Record<string, number>;
   /** The fs-only target's layer: digest, size, hash offset (where verity data starts). */
@@ -58,6 +59,8 @@ export interface VmSystem {
   /** Kernel command line for an installed-machine boot. */
   readonly append: string;
 }
+
+type Release = '1.0' | '1.1' | '1.2' | 'hang' | 'crash';
 
 const sh = async (cmd: string, args: readonly string[]) => (await execFileP(cmd, args, { maxBuffer: 64 * 1024 * 1024 })).stdout;
 
@@ -89,8 +92,10 @@ ExecStart=/usr/local/sbin/vmtest
 WantedBy=multi-user.target
 `;
 
-/** The test hostfs's assessment: a short window (the default is 300 s). */
-const ASSESS_YAML = 'window: 5\ninterval: 1\n';
+/** The test hostfs's assessment: a short window (the default is 300 s); hostfs 1.3's is longer (see CRASH_AFTER). */
+const ASSESS_YAML = (version: string) => `window: ${version === '1.3' ? 30 : 5}\ninterval: 1\n`;
+/** The `crash` release's web container exits this long after it starts: after its assessment begins, before its window ends. */
+const CRASH_AFTER = 20;
 const FAILING_CHECK = '#!/bin/sh\necho "demo service: connection refused on 127.0.0.1:8080" >&2\nexit 1\n';
 
 /** The hostfs's own layer: mosctl (the bundle), its boot and assessment units, the test driver, the version file. */
@@ -110,7 +115,7 @@ async function hostfsTop(dir: string, version: string, bundle: string): Promise<
   await copyFile(join(top, 'dracut/hostfs/mos-assess.service'), join(units, 'mos-assess.service'));
   await symlink('../mos-assess.service', join(units, 'multi-user.target.wants/mos-assess.service'));
   await mkdir(join(dir, 'etc/mosctl/health.d'), { recursive: true });
-  await writeFile(join(dir, 'etc/mosctl/assess.yaml'), ASSESS_YAML);
+  await writeFile(join(dir, 'etc/mosctl/assess.yaml'), ASSESS_YAML(version));
   await writeFile(join(dir, 'etc/mosctl/health.d/10-mosctl'), '#!/bin/sh\nexec mosctl status > /dev/null\n', { mode: 0o755 });
   if (version === '1.2') await writeFile(join(dir, 'etc/mosctl/health.d/50-demo'), FAILING_CHECK, { mode: 0o755 });
   await symlink('../mos-boot-setup.service', join(units, 'multi-user.target.wants/mos-boot-setup.service'));
@@ -138,6 +143,21 @@ async function stackImage(layout: string, base: Descriptor, upper: Descriptor, t
   return mdesc;
 }
 
+/** Tags `tag`: the image `desc` (in `layout`) with its config's `config` object changed by `f`, same layers. */
+async function reconfigureImage(layout: string, desc: Descriptor, tag: string, f: (c: Record<string, unknown>) => Record<string, unknown>): Promise<Descriptor> {
+  const store = await openLayout(layout);
+  const m = JSON.parse(Buffer.from(await store.fetchBytes(desc)).toString('utf8')) as Record<string, any>;
+  const c = JSON.parse(Buffer.from(await store.fetchBytes(m['config'])).toString('utf8')) as Record<string, any>;
+  const cbytes = Buffer.from(JSON.stringify({ ...c, config: f(c['config'] ?? {}) }));
+  const cdesc = { mediaType: m['config'].mediaType, digest: `sha256:${sha(cbytes)}` as const, size: cbytes.length };
+  await store.pushBlob(cdesc, (async function* () { yield cbytes; })());
+  const mbytes = Buffer.from(JSON.stringify({ ...m, config: cdesc }));
+  parseImageManifest(mbytes, tag);
+  const mdesc = { mediaType: m['mediaType'] ?? 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha(mbytes)}` as const, size: mbytes.length };
+  await store.pushManifest(mdesc, mbytes, { tag });
+  return mdesc;
+}
+
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** A hostfs that never reaches userspace: its init sleeps forever (the watchdog's case). */
@@ -149,7 +169,7 @@ async function hangRootfs(dir: string): Promise<void> {
   await writeFile(join(dir, 'sbin/init'), '#!/bin/busybox sh\necho "VMTEST-HANG: this init never starts anything"\nwhile :; do /bin/busybox sleep 3600; done\n', { mode: 0o755 });
 }
 
-function yaml(images: string, hostfs: string, version = `${hostfs}.0`): string {
+function yaml(images: string, hostfs: string, version = `${hostfs}.0`, web = 'web-1.0'): string {
   return [
     'version: 1',
     `product: ${PRODUCT}`,
@@ -159,7 +179,7 @@ function yaml(images: string, hostfs: string, version = `${hostfs}.0`): string {
     'targets:',
     `  - {service_name: hostfs, source: "oci:${images}:hostfs-${hostfs}", version: "${version}", service_type: hostfs, network: {type: host}}`,
     `  - {service_name: tools, source: "oci:${images}:tools-1.0", version: "1.0.0", service_type: fs-only, network: {type: none}}`,
-    `  - {service_name: web, source: "oci:${images}:web-1.0", version: "1.0.0", service_type: container, nsgroup: web, network: {type: none}, storage: [{dest: /data, label: web-data}]}`,
+    `  - {service_name: web, source: "oci:${images}:${web}", version: "1.0.0", service_type: container, nsgroup: web, network: {type: none}, storage: [{dest: /data, label: web-data}]}`,
     '',
   ].join('\n');
 }
@@ -239,7 +259,7 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   const work = join(dir, 'work');
   await mkdir(work, { recursive: true });
   const hostfs: Record<string, { digest: string; topLayer: string }> = {};
-  for (const v of ['1.0', '1.1', '1.2']) {
+  for (const v of ['1.0', '1.1', '1.2', '1.3']) {
     await hostfsTop(join(work, `top-${v}`), v, bundle);
     const upper = await buildImage({ rootfs: join(work, `top-${v}`), dst: store, tag: `top-${v}`, workDir: work });
     const d = await stackImage(images, base.descriptor, upper.descriptor, `hostfs-${v}`);
@@ -254,14 +274,23 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   const toolsImg = await buildImage({ rootfs: tools, dst: store, tag: 'tools-1.0', workDir: work });
   const ex = join(work, 'examples');
   await sh('sh', [join(top, 'manifests', 'build-images.sh'), ex]);
-  await copy({ src: await openLayout(ex), dst: store, reference: await (await openLayout(ex)).resolve('web-1.0'), tag: 'web-1.0' });
+  const web = await (await openLayout(ex)).resolve('web-1.0');
+  await copy({ src: await openLayout(ex), dst: store, reference: web, tag: 'web-1.0' });
+  await reconfigureImage(images, web, 'web-crash', (c) => ({ ...c, Entrypoint: ['/bin/sh', '-c', `sleep ${CRASH_AFTER}; echo "web: crashed" >&2; exit 3`], Cmd: null }));
   log(`vm-system: images in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   // Releases: 1.0 (installed) and 1.1 (on the USB stick), signed by project vm:rel.
   const manifests: Record<string, string> = {};
-  for (const [v, out] of [['1.0', join(dir, 'rel-1.0')], ['1.1', join(dir, 'usb', 'rel')], ['1.2', join(dir, 'rel-1.2')], ['hang', join(dir, 'rel-hang')]] as const) {
+  const releaseYaml: Record<Release, string> = {
+    '1.0': yaml(images, '1.0'),
+    '1.1': yaml(images, '1.1'),
+    '1.2': yaml(images, '1.2'),
+    hang: yaml(images, 'hang', '1.3.0'),
+    crash: yaml(images, '1.3', '1.4.0', 'web-crash'),
+  };
+  for (const [v, out] of [['1.0', join(dir, 'rel-1.0')], ['1.1', join(dir, 'usb', 'rel')], ['1.2', join(dir, 'rel-1.2')], ['hang', join(dir, 'rel-hang')], ['crash', join(dir, 'rel-crash')]] as const) {
     const file = join(work, `install-${v}.yaml`);
-    await writeFile(file, yaml(images, v, v === 'hang' ? '1.3.0' : `${v}.0`));
+    await writeFile(file, releaseYaml[v]);
     const r = await publish({ manifestFile: file, repo: `oci:${out}`, name: `machine/install:${v}`, cert: project.cert, key: project.key });
     manifests[v] = r.digest;
   }
@@ -294,7 +323,7 @@ async function assemble(dir: string, kernel: GuestKernel, base: Awaited<ReturnTy
   return {
     initrd: rel(initrd), disk: rel(disk), root: rel(root), usb: rel(usb), xdg: rel(xdg), ca: rel(ca), images: rel(images),
     manifests, offsets, hostfs,
-    releases: { '1.0': 'rel-1.0', '1.1': 'rel-1.1', '1.2': 'rel-1.2', hang: 'rel-hang' },
+    releases: { '1.0': 'rel-1.0', '1.1': 'rel-1.1', '1.2': 'rel-1.2', hang: 'rel-hang', crash: 'rel-crash' },
     toolsLayer: { digest: tl.digest, size: tl.size, hashOffset: built.hashOffset, rootHash: built.rootHash! },
     append: 'console=ttyS0 panic=-1 quiet loglevel=3 root=soci:name=mosboot,repo=local mos.onfail=poweroff mos.timeout=20',
   };
