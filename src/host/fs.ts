@@ -1,5 +1,5 @@
 import { constants as fsConstants, type Stats } from 'node:fs';
-import { lstat, open, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readlink, realpath, rename, mkdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { MosError, describeSystemError } from '../base/index.js';
@@ -171,4 +171,44 @@ function fileKind(st: Stats): string {
   if (st.isFIFO()) return 'a FIFO';
   if (st.isSocket()) return 'a socket';
   return 'not a file';
+}
+
+/**
+ * Refuses a path under `root` that leaves it through a symlink: each of `rels` (relative to `root`)
+ * is walked component by component, and a component that is a symlink must resolve to a place inside
+ * `root` (a dangling one is refused too). Missing components are fine: mosctl creates them as real
+ * directories. Returns nothing; throws INPUT_INVALID naming the symlink and where it leads. Node has
+ * no openat2(RESOLVE_BENEATH): this check runs before an operation touches the paths, and a root an
+ * attacker can rewrite while mosctl runs is one they already own.
+ */
+export async function refuseOutwardSymlinks(root: string, rels: readonly string[]): Promise<void> {
+  let base: string;
+  try {
+    base = await realpath(root);
+  } catch (e) {
+    throw fileError(e, root, 'system root');
+  }
+  const inside = (p: string) => p === base || p.startsWith(base === '/' ? '/' : `${base}/`);
+  for (const rel of rels) {
+    let cur = base;
+    for (const part of rel.split('/').filter((c) => c !== '' && c !== '.')) {
+      const next = join(cur, part);
+      const st = await lstatOrAbsent(next);
+      if (st === undefined) break;
+      if (!st.isSymbolicLink()) {
+        cur = next;
+        continue;
+      }
+      let target: string;
+      try {
+        target = await realpath(next);
+      } catch {
+        throw new MosError({ code: 'INPUT_INVALID', subject: join(root, rel), message: `${next} is a symlink to a missing path (${await readlink(next).catch(() => '?')})`, hint: 'remove it: mosctl creates this directory itself' });
+      }
+      if (!inside(target)) {
+        throw new MosError({ code: 'INPUT_INVALID', subject: join(root, rel), message: `${next} is a symlink to ${target}, outside the system root ${base}`, hint: 'every path mosctl writes or mounts must stay under --root: replace the symlink with a directory (or a bind mount)' });
+      }
+      cur = target;
+    }
+  }
 }

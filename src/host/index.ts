@@ -1,5 +1,5 @@
 export { exec, hasProgram, processAlive, type ExecOptions, type ExecResult } from './exec.js';
-export { writeFileAtomic, fsyncDir, ensureDir, exists, statOrAbsent, lstatOrAbsent, readFileLimited, openRegular, tempPathFor, fileError, type OpenRegularOptions } from './fs.js';
+export { writeFileAtomic, fsyncDir, ensureDir, exists, statOrAbsent, lstatOrAbsent, readFileLimited, openRegular, tempPathFor, fileError, refuseOutwardSymlinks, type OpenRegularOptions } from './fs.js';
 export { acquireLock, lockHolder, type FileLock, type LockOptions } from './lock.js';
 export { parseMountInfo, readMountInfo, mountOption, overlayLowerDirs, mountAt, type MountInfoEntry } from './mountinfo.js';
 export { mountSquashfs, mountSquashfuse, mountOverlay, unmount, openVerityDevice, closeVerityDevice, isHostRoot, hasDeviceMapper, type MountCallOptions } from './mount.js';

@@ -10,7 +10,7 @@ import {
   type ContainerSpec, type ContainerStateName, type NetworkSpec,
 } from '../runtime/index.js';
 import { openStore } from './store.js';
-import { targetPaths, type TargetPaths } from './paths.js';
+import { confinedTargetDirs, targetPaths, type TargetPaths } from './paths.js';
 import { checkCommand } from './rootfs-path.js';
 import { loadSystem, type LoadedSystem } from './load-system.js';
 import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, realRoot, unmountTargetRoot } from './target-root.js';
@@ -61,7 +61,7 @@ function findTarget(system: LoadedSystem, name: string): InstallTarget {
  * root itself and changes only at the next boot.
  */
 export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
-  const root = await realRoot(opts.root);
+  const root = await realRoot(opts.root, isTargetName(opts.target) ? confinedTargetDirs(opts.target) : []);
   const log = opts.log ?? silentLogger;
   const system = opts.system ?? (await loadVerifiedSystem(root, opts.capath, opts.now));
   const target = findTarget(system, opts.target);
@@ -197,7 +197,7 @@ export interface DeactivateResult {
  * Works from what is running, so a target an update removed can still be stopped. Idempotent.
  */
 export async function deactivate(opts: DeactivateOptions): Promise<DeactivateResult> {
-  const root = await realRoot(opts.root);
+  const root = await realRoot(opts.root, isTargetName(opts.target) ? confinedTargetDirs(opts.target) : []);
   const log = opts.log ?? silentLogger;
   if (!isTargetName(opts.target)) {
     throw new MosError({ code: 'INPUT_INVALID', subject: `target ${JSON.stringify(opts.target)}`, message: 'is not a valid target name' });

@@ -2,11 +2,11 @@ import { MosError, silentLogger, type Logger, type OnProgress } from '../base/in
 import { createConfigRepo, lockConfig } from '../config/index.js';
 import { recordInstalled } from './assessment.js';
 import { recordManifestSource, writeTracked } from './tracked.js';
-import { exists } from '../host/index.js';
+import { exists, refuseOutwardSymlinks } from '../host/index.js';
 import { parseInstallManifest, type InstallManifest } from '../manifest/index.js';
 import { allocateIdmaps, idmapDefaults } from '../runtime/index.js';
 import type { RegistryAccess } from '../oci/index.js';
-import { systemPaths } from './paths.js';
+import { CONFINED_DIRS, systemPaths } from './paths.js';
 import { fetchInstall } from './fetch-install.js';
 import { measurePull, pullTargets } from './pull-targets.js';
 import { generationFiles, tripleOf } from './sys-files.js';
@@ -52,6 +52,7 @@ export interface InstallResult {
  */
 export async function install(opts: InstallOptions): Promise<InstallResult> {
   const log = opts.log ?? silentLogger;
+  await refuseOutwardSymlinks(opts.root, CONFINED_DIRS);
   const { repoDir } = systemPaths(opts.root);
   if (await exists(repoDir)) {
     throw new MosError({ code: 'CONFIG_EXISTS', subject: repoDir, message: 'a system is already installed here', hint: 'use mosctl update SOURCE' });

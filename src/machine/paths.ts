@@ -9,6 +9,20 @@ export const MANIFEST_CA_PATH = 'factory/secure/manifestCA.pem';
 /** Where the upgrade API's client CA is, relative to the system root (distinct from the manifest CA). */
 export const API_CLIENT_CA_PATH = 'factory/secure/apiCA.pem';
 
+/**
+ * The directories under the root that mosctl writes or mounts on: none of their components may be a
+ * symlink that leads out of the root (README "Input limits"). Per-target ones are added by the callers.
+ */
+export const CONFINED_DIRS = [
+  'config/manifest.git', 'atomfs-store/mos', 'scratch-writes/atomfs/mounts', 'scratch-writes/roots', 'storage',
+  'mnt/atom', 'mnt/mos', 'run/mosctl', 'var/lib/lxc', 'etc/systemd/system', 'factory/secure',
+] as const;
+
+/** The per-target paths (relative to the root) that CONFINED_DIRS does not already cover. */
+export function confinedTargetDirs(target: string): string[] {
+  return [`scratch-writes/${target}`, `scratch-writes/roots/${target}`, `mnt/atom/${target}`, `mnt/mos/${target}`, `var/lib/lxc/${target}`];
+}
+
 /** The fixed paths of a system root. Pure: nothing is read or created. */
 export interface SystemPaths {
   readonly root: string;

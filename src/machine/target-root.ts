@@ -2,19 +2,22 @@ import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { MosError, type Digest, type Logger, type OnProgress } from '../base/index.js';
 import { mountImage, planMount, unmountImage, type LayerInput, type MountImageResult, type MountPlan } from '../atomfs/index.js';
-import { fileError, mountAt, overlayLowerDirs, readMountInfo } from '../host/index.js';
+import { fileError, mountAt, overlayLowerDirs, readMountInfo, refuseOutwardSymlinks } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
 import { layoutBlobPath, type ContentSource, type ImageManifest } from '../oci/index.js';
-import { systemPaths } from './paths.js';
+import { CONFINED_DIRS, confinedTargetDirs, systemPaths } from './paths.js';
 import { checkSquashfsImage, targetDescriptor } from './store.js';
 
 /** The system root with symlinks resolved: the kernel reports mount points that way. */
-export async function realRoot(root: string): Promise<string> {
+export async function realRoot(root: string, targetRels: readonly string[] = []): Promise<string> {
+  let real: string;
   try {
-    return await realpath(root);
+    real = await realpath(root);
   } catch (e) {
     throw fileError(e, root, 'system root');
   }
+  await refuseOutwardSymlinks(real, [...CONFINED_DIRS, ...targetRels]);
+  return real;
 }
 
 /** A mount destination with symlinks resolved (or its parent's, when it does not exist yet). */
@@ -118,6 +121,7 @@ export function planTargetRoot(opts: MountTargetRootOptions): MountPlan {
 
 /** Mounts a target's verified layers as an overlay root at `dest`. */
 export async function mountTargetRoot(opts: MountTargetRootOptions): Promise<MountImageResult> {
+  await refuseOutwardSymlinks(opts.root, [...CONFINED_DIRS, ...confinedTargetDirs(opts.name)]);
   return mountImage(planTargetRoot(opts), { ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
 }
 

@@ -11,7 +11,8 @@ import { pass } from './install.js';
 import { planUpdate, type UpdatePlan } from './plan-update.js';
 import { measurePull, pullTargets, type PullNeed } from './pull-targets.js';
 import { loadSystem } from './load-system.js';
-import { systemPaths } from './paths.js';
+import { CONFINED_DIRS, systemPaths } from './paths.js';
+import { refuseOutwardSymlinks } from '../host/index.js';
 import { recordManifestSource, writeTracked } from './tracked.js';
 import { incompleteImages, openStore } from './store.js';
 import { generationFiles, tripleNames, tripleOf } from './sys-files.js';
@@ -100,6 +101,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const log = opts.log ?? silentLogger;
   const now = opts.now ?? new Date();
   const mode = opts.mode ?? 'stage';
+  await refuseOutwardSymlinks(opts.root, CONFINED_DIRS);
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
   // A dry run reads only (HEAD is read once, atomically), so it neither takes nor waits for the lock.
   await using _lock = opts.dryRun ? undefined : await lockConfig(opts.root, { wait: opts.wait ?? false, ...(opts.log ? { log: opts.log } : {}) });

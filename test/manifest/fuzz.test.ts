@@ -112,7 +112,7 @@ function change(doc: Json, path: (string | number)[]): { doc: Json; dup?: { path
     case 0: parent[key] = null; break;
     case 1: parent[key] = pick(WRONG); break;
     case 2: if (Array.isArray(parent)) parent.splice(Number(key), 1); else delete parent[key]; break;
-    default: if (!Array.isArray(parent)) return { doc: copy, dup: { path, first: pick(WRONG) } }; parent.splice(Number(key), 0, structuredClone(parent[key])); // an element twice
+    default: if (!Array.isArray(parent)) return { doc: copy, dup: { path, first: pick(WRONG) } }; parent.splice(Number(key), 0, structuredClone(parent[Number(key)])); // an element twice
   }
   return { doc: copy };
 }
@@ -132,7 +132,10 @@ function toJson(v: Json, dup?: { path: (string | number)[]; first: Json }, at: (
 const listed = (doc: Json): { count: number; names: string[] } | undefined => {
   const ts = doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? doc['targets'] : undefined;
   if (!Array.isArray(ts)) return undefined;
-  return { count: ts.length, names: ts.flatMap((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) && typeof x['service_name'] === 'string' ? [x['service_name']] : [])) };
+  return { count: ts.length, names: ts.flatMap((x) => {
+    const name = x !== null && typeof x === 'object' && !Array.isArray(x) ? x['service_name'] : undefined;
+    return typeof name === 'string' ? [name] : [];
+  }) };
 };
 
 t.test(`structure-aware fuzz (seed ${seed}): a document has problems or keeps every target it lists`, async (t) => {
