@@ -38,7 +38,6 @@ function historyText(h: readonly HistoryEntry[]): string {
 /** good, failed (the check that failed), or the trial's state with the tries used: `trying 1/2`. */
 function bootCell(b: HistoryEntry['boot']): string {
   if (b === undefined) return '-';
-  if (b.state === 'failed') return `failed (${(b.detail ?? '').split(':')[0]})`;
-  const used = /^(\d+) of (\d+) tries/.exec(b.detail ?? '');
-  return b.state !== 'good' && used ? `${b.state} ${used[1]}/${used[2]}` : b.state;
+  if (b.state === 'failed') return b.check ? `failed (${b.check})` : 'failed';
+  return b.triesUsed !== undefined ? `${b.state} ${b.triesUsed}/${b.tries}` : b.state;
 }

@@ -19,7 +19,7 @@ export interface HistoryEntry {
   /** Pinned (`mosctl pin`): gc --keep keeps its images. */
   readonly pinned: boolean;
   /** Its boot assessment, when it has one: good, on trial (pending, trying, assessing) or failed, and why. */
-  readonly boot?: { readonly state: Exclude<AssessmentState, 'unassessed'>; readonly detail?: string };
+  readonly boot?: { readonly state: Exclude<AssessmentState, 'unassessed'>; readonly detail?: string; readonly check?: string; readonly triesUsed?: number; readonly tries?: number };
 }
 
 /** Options of history. */
@@ -38,14 +38,15 @@ export async function history(opts: HistoryOptions): Promise<HistoryEntry[]> {
   const out: HistoryEntry[] = [];
   for (const g of gens) {
     const b = bootOf(boot, g.number, g.oid) ?? pastOf(events, g.oid);
-    const base = { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length, pinned: pins.has(g.oid), ...(b ? { boot: b } : {}) };
+    const base = { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length, pinned: pins.has(g.oid) };
+    const assessed = b ? { boot: b } : {}; // last: the API's serializer writes optional fields after the required ones
     try {
       const s = await loadSystem(await readGeneration({ root: opts.root, ref: g.oid }), opts.verify ? { verify: opts.verify } : {});
       const products = [...new Set([...s.manifests.values()].map((m) => m.value.product))];
-      out.push({ ...base, product: products.join(', '), targets: s.targets.map(({ target: t }) => ({ name: t.service_name, version: t.version, digest: t.digest })) });
+      out.push({ ...base, product: products.join(', '), targets: s.targets.map(({ target: t }) => ({ name: t.service_name, version: t.version, digest: t.digest })), ...assessed });
     } catch (e) {
       if (!isMosError(e) || e.code === 'CONFIG_NOT_INSTALLED') throw e;
-      out.push({ ...base, product: '', targets: [], problem: `${e.subject ? e.subject + ': ' : ''}${e.message}` });
+      out.push({ ...base, product: '', targets: [], problem: `${e.subject ? e.subject + ': ' : ''}${e.message}`, ...assessed });
     }
   }
   return out;
@@ -58,10 +59,10 @@ function bootOf(s: BootState | undefined, number: number, commit: string): Histo
   if (t?.commit === commit) {
     const used = t.tries - t.left;
     const why = t.lastFailure ? `; last: ${t.lastFailure.check}: ${t.lastFailure.reason}` : '';
-    return { state: t.state, detail: `${used} of ${t.tries} tries used${why}` };
+    return { state: t.state, detail: `${used} of ${t.tries} tries used${why}`, triesUsed: used, tries: t.tries };
   }
   const f = s.failed.find((x) => x.commit === commit || x.generation === number);
-  return f ? { state: 'failed', detail: `${f.check}: ${f.reason}` } : undefined;
+  return f ? { state: 'failed', detail: `${f.check}: ${f.reason}`, check: f.check } : undefined;
 }
 
 /** A generation the record no longer names (an older good one): what its last verdict in the log was. */
@@ -70,7 +71,7 @@ function pastOf(events: readonly BootEvent[], commit: string): HistoryEntry['boo
     const e = events[i]!;
     if (e.commit !== commit) continue;
     if (e.event === 'good' || e.event === 'marked-good') return { state: 'good' };
-    if (e.event === 'failed' || e.event === 'marked-bad') return { state: 'failed', ...(e.detail ? { detail: e.detail } : {}) };
+    if (e.event === 'failed' || e.event === 'marked-bad') return { state: 'failed', ...(e.detail ? { detail: e.detail, check: e.detail.split(':')[0]! } : {}) };
   }
   return undefined;
 }

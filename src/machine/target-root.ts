@@ -121,7 +121,8 @@ export function planTargetRoot(opts: MountTargetRootOptions): MountPlan {
 
 /** Mounts a target's verified layers as an overlay root at `dest`. */
 export async function mountTargetRoot(opts: MountTargetRootOptions): Promise<MountImageResult> {
-  await refuseOutwardSymlinks(opts.root, [...CONFINED_DIRS, ...confinedTargetDirs(opts.name)]);
+  // The shared directories were checked by realRoot, which every caller ran; these are this target's.
+  await refuseOutwardSymlinks(opts.root, confinedTargetDirs(opts.name));
   return mountImage(planTargetRoot(opts), { ...(opts.log ? { log: opts.log } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
 }
 
