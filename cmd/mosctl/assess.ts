@@ -1,18 +1,10 @@
 import type { Command } from 'commander';
-import { MosError } from '../../src/base/index.js';
 import type { AssessResult, BootStatus } from '../../src/machine/index.js';
-import { collect, wholeNumber } from '../shared/flags.js';
+import { collect, seconds, wholeNumber } from '../shared/flags.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
 import { bootText } from './status.js';
 
-const seconds = (s: string, flag: string, min: number, max: number): number => {
-  const n = Number(s);
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(s) || !Number.isFinite(n) || n < min || n > max) {
-    throw new MosError({ code: 'USAGE', subject: flag, message: `must be a number of seconds from ${min} to ${max}, not ${JSON.stringify(s)}` });
-  }
-  return n;
-};
 
 /** `mosctl assess`, `mosctl mark-good`, `mosctl mark-bad`: boot assessment of the current generation. */
 export function register(program: Command): void {

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { createRequire } from 'node:module';
 import type * as ShellQuote from 'shell-quote';
 import { MosError } from '../../src/base/index.js';
+import type { RegistryAccess, RegistryLimits } from '../../src/oci/index.js';
 
 /** Collects a repeatable option's values (commander `argParser`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -14,6 +15,11 @@ export interface RegistryFlags {
   readonly registryCa?: string[];
   readonly authfile?: string;
   readonly authFile?: string;
+  readonly registryTimeout?: string;
+  readonly stallTimeout?: string;
+  readonly minRate?: string;
+  readonly requestDeadline?: string;
+  readonly retries?: string;
 }
 
 /** Adds `--insecure-registry`, `--registry-ca` and `--authfile` (alias `--auth-file`) to `cmd`. */
@@ -22,17 +28,45 @@ export function registryOptions(cmd: Command): Command {
     .option('--insecure-registry <host>', 'allow plain HTTP to this registry host[:port] (repeatable; loopback always allowed)', collect)
     .option('--registry-ca <file>', 'extra PEM CA certificate for registry TLS (repeatable)', collect)
     .option('--authfile <file>', 'registry credentials (default: $REGISTRY_AUTH_FILE, else the containers auth.json files, then ~/.docker/config.json)')
-    .addOption(new Option('--auth-file <file>', 'alias of --authfile').hideHelp());
+    .addOption(new Option('--auth-file <file>', 'alias of --authfile').hideHelp())
+    .option('--registry-timeout <seconds>', 'wait this long for a reply to start (default 30)')
+    .option('--stall-timeout <seconds>', 'give up a transfer that moves no byte for this long (default 30)')
+    .option('--min-rate <bytes/s>', 'give up a transfer slower than this over a minute, e.g. 512, 4K, 1M; 0 turns it off (default 1K)')
+    .option('--request-deadline <seconds>', 'longest one request may take, reply and body (default 3600)')
+    .option('--retries <n>', 'retries after a 5xx, 429 or reset, with backoff (default 3)');
 }
 
-/** The registry access options of the library calls, from the flags. */
-export function registryAccess(f: RegistryFlags): { insecureHosts?: readonly string[]; caFiles?: readonly string[]; authFile?: string } {
+/** The registry access options of the library calls, from the flags (USAGE naming a bad limit). */
+export function registryAccess(f: RegistryFlags): RegistryAccess {
   const authFile = f.authfile ?? f.authFile;
+  const limits: { -readonly [K in keyof RegistryLimits]: RegistryLimits[K] } = {};
+  if (f.registryTimeout !== undefined) limits.requestTimeoutMs = seconds(f.registryTimeout, '--registry-timeout', 0.1, 86_400) * 1000;
+  if (f.stallTimeout !== undefined) limits.stallTimeoutMs = seconds(f.stallTimeout, '--stall-timeout', 0.1, 86_400) * 1000;
+  if (f.minRate !== undefined) limits.minBytesPerSecond = byteRate(f.minRate, '--min-rate');
+  if (f.requestDeadline !== undefined) limits.requestDeadlineMs = seconds(f.requestDeadline, '--request-deadline', 1, 7 * 86_400) * 1000;
+  if (f.retries !== undefined) limits.retries = wholeNumber(f.retries, '--retries', 0, 100);
   return {
     ...(f.insecureRegistry ? { insecureHosts: f.insecureRegistry } : {}),
     ...(f.registryCa ? { caFiles: f.registryCa } : {}),
     ...(authFile !== undefined ? { authFile } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
   };
+}
+
+/** A number of seconds in [min, max] (fractions allowed) from flag `name`, or USAGE naming it. */
+export function seconds(s: string, flag: string, min: number, max: number): number {
+  const n = Number(s);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(s) || !Number.isFinite(n) || n < min || n > max) {
+    throw new MosError({ code: 'USAGE', subject: flag, message: `must be a number of seconds from ${min} to ${max}, not ${JSON.stringify(s)}` });
+  }
+  return n;
+}
+
+/** Bytes per second: a whole number with an optional K, M or G suffix (powers of 1024; KiB and KB alike). */
+export function byteRate(s: string, flag: string): number {
+  const m = /^([0-9]{1,10})\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(s.trim());
+  if (!m) throw new MosError({ code: 'USAGE', subject: flag, message: `${JSON.stringify(s)} is not a rate in bytes per second (e.g. 512, 4K, 1M)` });
+  return Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
 }
 
 /** Adds `--capath FILE` (the manifest CA). */

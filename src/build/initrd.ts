@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -84,6 +84,9 @@ export function defaultBundleDir(): string {
   return join(packageRoot(), 'dist', 'bundle');
 }
 
+/** The largest single file the initramfs takes (node is ~100 MiB). */
+const MAX_MEMBER_BYTES = 512 * 1024 * 1024;
+
 const BUNDLE_FILES = ['mosctl.mjs', 'mosctl.cjs', 'mosctl.cjs.cache', 'node_modules/fs-ext/package.json', 'node_modules/fs-ext/fs-ext.js', 'node_modules/fs-ext/build/Release/fs_ext.node'];
 
 /**
@@ -147,7 +150,8 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<BuildInitrd
       throw new MosError({ code: 'USAGE', subject: '--add', message: `${JSON.stringify(a.to)} is not an absolute path inside the initramfs` });
     }
     const st = await stat(a.from).catch(() => undefined);
-    if (!st?.isFile()) throw new MosError({ code: 'NOT_FOUND', subject: a.from, message: 'is not a regular file (--add takes files)' });
+    if (!st) throw new MosError({ code: 'NOT_FOUND', subject: a.from, message: 'does not exist (--add takes files)' });
+    if (!st.isFile()) throw new MosError({ code: 'INPUT_INVALID', subject: a.from, message: 'is not a regular file (--add takes files)' });
     if (tree.has(rel)) throw new MosError({ code: 'USAGE', subject: '--add', message: `${a.to} is already part of the initramfs` });
     await tree.file(rel, a.from, st.mode & 0o777);
   }
@@ -252,7 +256,8 @@ class Tree {
   }
 
   async file(path: string, from: string, mode: number): Promise<void> {
-    this.data(path, await readFile(from), mode);
+    // node, a library, a module or an --add file: 512 MiB refuses a device, FIFO or runaway file
+    this.data(path, await readFileLimited(from, MAX_MEMBER_BYTES), mode);
   }
 
   /** An ELF program and every shared library `ldd` resolves for it, at the paths the loader looks. */

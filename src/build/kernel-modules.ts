@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { MosError } from '../base/index.js';
+import { readFileLimited } from '../host/index.js';
+
+/** A kernel module file is at most a few MiB; 64 MiB refuses a device or FIFO in the module tree. */
+const MAX_MODULE_BYTES = 64 * 1024 * 1024;
 
 /** A kernel module chosen for an initramfs, in load order (dependencies first). */
 export interface ResolvedModule {
@@ -40,13 +44,13 @@ export async function resolveModules(modRoot: string, kver: string, names: reado
     throw new MosError({ code: 'INPUT_INVALID', subject: base, message: `not a kernel module tree: ${(e as Error).message}`, hint: 'pass --modules DIR where DIR/lib/modules/<kver>/kernel exists (e.g. an extracted linux-image .deb)' });
   }
   const byName = new Map(files.map((f) => [norm(f.split('/').pop()!.replace(MODULE_FILE, '')), f]));
-  const builtinFile = await readFile(join(base, 'modules.builtin'), 'utf8').catch(() => '');
+  const builtinFile = await optionalText(join(base, 'modules.builtin'));
   const builtins = new Set(builtinFile.split('\n').filter(Boolean).map((l) => norm(l.split('/').pop()!.replace(MODULE_FILE, ''))));
 
   // Aliases (crc32c -> crc32c_intel, crc32c_generic) from depmod's modules.alias when the tree has one:
   // soft dependencies often name an alias rather than a module.
   const aliases = new Map<string, string[]>();
-  for (const line of (await readFile(join(base, 'modules.alias'), 'utf8').catch(() => '')).split('\n')) {
+  for (const line of (await optionalText(join(base, 'modules.alias'))).split('\n')) {
     const m = /^alias (\S+) (\S+)$/.exec(line);
     if (m && !m[1]!.includes('*')) aliases.set(norm(m[1]!), [...(aliases.get(norm(m[1]!)) ?? []), norm(m[2]!)]);
   }
@@ -83,8 +87,18 @@ export async function resolveModules(modRoot: string, kver: string, names: reado
   return { kver, modules: out, builtin };
 }
 
+/** A depmod index (absent means empty); 64 MiB like a module, a device or FIFO is refused. */
+async function optionalText(path: string): Promise<string> {
+  try {
+    return (await readFileLimited(path, MAX_MODULE_BYTES)).toString('utf8');
+  } catch (e) {
+    if (e instanceof MosError && e.code === 'NOT_FOUND') return '';
+    throw e;
+  }
+}
+
 async function moduleBytes(path: string): Promise<Buffer> {
-  const raw = await readFile(path);
+  const raw = await readFileLimited(path, MAX_MODULE_BYTES);
   const tool = path.endsWith('.xz') ? 'xz' : path.endsWith('.zst') ? 'zstd' : path.endsWith('.gz') ? 'gzip' : undefined;
   if (tool === undefined) return raw;
   if (tool === 'gzip') return gunzipSync(raw);

@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MosError, describeSystemError } from '../base/index.js';
-import { exists, fsyncDir, writeFileAtomic } from '../host/index.js';
+import { exists, fsyncDir, readFileLimited, writeFileAtomic } from '../host/index.js';
+import { MAX_PEM_BYTES } from '../trust/constants.js';
 import { issueCa, issueLeaf } from '../trust/index.js';
 
 /** Files of a keyset's manifest CA. */
@@ -105,8 +106,11 @@ export async function createProject(opts: { keyset: string; project: string; dat
   let caCertPem: string;
   let caKeyPem: string;
   try {
-    [caCertPem, caKeyPem] = await Promise.all([readFile(ks.caCert, 'utf8'), readFile(ks.caKey, 'utf8')]);
+    const pem = async (f: string) => (await readFileLimited(f, MAX_PEM_BYTES)).toString('utf8');
+    [caCertPem, caKeyPem] = await Promise.all([pem(ks.caCert), pem(ks.caKey)]);
   } catch (e) {
+    // A file that is there but not a regular file, or too large: its own error names it.
+    if (e instanceof MosError && e.code === 'INPUT_INVALID') throw e;
     throw new MosError({
       code: 'TRUST_KEYSET_UNKNOWN',
       subject: ks.dir,

@@ -6,7 +6,7 @@ import {
   type ImportFile, type Pin, type Source,
 } from '../manifest/index.js';
 import {
-  EMPTY_JSON_BYTES, copy, isIndexType, openLayout, parseImageManifest, openRepository,
+  EMPTY_JSON_BYTES, copy, isIndexType, openLayout, parseImageManifest, openRepository, repositoryOptions,
   type ContentStore, type Descriptor, type TransferOptions,
 } from '../oci/index.js';
 import { MAX_SIGNATURE_BYTES } from '../trust/index.js';
@@ -229,18 +229,10 @@ async function openSource(src: Source, opts: PublishOptions): Promise<ContentSto
     case 'layout':
       return openLayout(resolvePath(opts.baseDir ?? process.cwd(), src.dir), opts.log ? { log: opts.log } : {});
     case 'registry':
-      return openRepository({ host: src.host, name: src.name, ...access(opts) });
+      return openRepository(repositoryOptions(src.host, src.name, opts));
   }
 }
 
-function access(opts: PublishOptions) {
-  return {
-    ...(opts.insecureHosts ? { insecureHosts: opts.insecureHosts } : {}),
-    ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
-    ...(opts.authFile !== undefined ? { authFile: opts.authFile } : {}),
-    ...(opts.log ? { log: opts.log } : {}),
-  };
-}
 
 // A registry: the install repository and `mos`; a layout: the same store for both (created here, late).
 async function openDestination(d: Destination, opts: PublishOptions, log: Logger): Promise<{ install: ContentStore; images: ContentStore }> {
@@ -248,7 +240,7 @@ async function openDestination(d: Destination, opts: PublishOptions, log: Logger
     const store = await openLayout(d.dir, { create: true, log });
     return { install: store, images: store };
   }
-  return { install: openRepository({ host: d.host, name: d.name, ...access(opts) }), images: openRepository({ host: d.host, name: TARGET_REPOSITORY, ...access(opts) }) };
+  return { install: openRepository(repositoryOptions(d.host, d.name, opts)), images: openRepository(repositoryOptions(d.host, TARGET_REPOSITORY, opts)) };
 }
 
 function layerOf(m: BuiltManifest): Descriptor {

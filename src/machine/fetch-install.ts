@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import {
-  MAX_MANIFEST_BYTES, OCI_MANIFEST, isManifestType, openReference, openRepository, parseImageManifest,
+  MAX_MANIFEST_BYTES, OCI_MANIFEST, isManifestType, openReference, openRepository, parseImageManifest, repositoryOptions,
   type ContentStore, type Descriptor, type ImageManifest, type RegistryAccess,
 } from '../oci/index.js';
 import type { TrustAnchors, SignerInfo } from '../trust/index.js';
@@ -111,14 +111,7 @@ async function referrerPayloads(store: ContentStore, subject: Descriptor, type: 
 
 function imageSourceFor(ref: { kind: string; host?: string }, store: ContentStore, opts: RegistryAccess & { log?: Logger }) {
   if (ref.kind === 'registry' && ref.host !== undefined) {
-    const images = openRepository({
-      host: ref.host,
-      name: TARGET_REPOSITORY,
-      ...(opts.insecureHosts ? { insecureHosts: opts.insecureHosts } : {}),
-      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
-      ...(opts.authFile !== undefined ? { authFile: opts.authFile } : {}),
-      ...(opts.log ? { log: opts.log } : {}),
-    });
+    const images = openRepository(repositoryOptions(ref.host, TARGET_REPOSITORY, opts));
     return (digest: string) => ({ store: images as ContentStore, reference: digest });
   }
   return (digest: string) => ({ store, reference: targetTag(digest) });

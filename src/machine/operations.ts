@@ -547,6 +547,7 @@ export class OperationEngine {
       ...(this.opts.insecureHosts ? { insecureHosts: this.opts.insecureHosts } : {}),
       ...(this.opts.caFiles ? { caFiles: this.opts.caFiles } : {}),
       ...(this.opts.authFile ? { authFile: this.opts.authFile } : {}),
+      ...(this.opts.limits ? { limits: this.opts.limits } : {}),
     };
   }
 

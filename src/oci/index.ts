@@ -16,5 +16,5 @@ export type { Credentials } from './registry/credentials.js';
 export type { PushBlobOptions } from './registry/upload.js';
 export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
 export { parseChallenges, type Challenge } from './registry/headers.js';
-export { openReference, type OpenedReference, type RegistryAccess } from './open-reference.js';
+export { openReference, repositoryOptions, type OpenedReference, type RegistryAccess, type RegistryLimits } from './open-reference.js';
 export { blobPath as layoutBlobPath } from './layout/blobs.js';

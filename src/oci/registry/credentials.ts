@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { MosError, describeSystemError } from '../../base/index.js';
+import { readFileLimited } from '../../host/index.js';
+
+/** An auth.json holds a few logins; 1 MiB refuses a mistaken or endless file. */
+const MAX_AUTH_FILE_BYTES = 1024 * 1024;
 
 /** A user name and password (or identity token) for one registry. Never logged, never put in errors. */
 export interface Credentials {
@@ -76,9 +79,11 @@ export function credentialsFrom(doc: unknown, host: string, name: string, file: 
 export async function loadCredentials(file: string, host: string, name: string): Promise<Credentials | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readFileLimited(file, MAX_AUTH_FILE_BYTES)).toString('utf8');
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return undefined;
+    if (e instanceof MosError && e.code === 'NOT_FOUND') return undefined;
+    // not a regular file, too large, unreadable: readFileLimited's error names the file and the limit
+    if (e instanceof MosError) throw e;
     throw new MosError({ code: 'HOST_IO', subject: file, message: `cannot read auth file: ${describeSystemError(e)}`, cause: e });
   }
   let doc: unknown;

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { MosError, describeSystemError } from '../../base/index.js';
+import { readFileLimited } from '../../host/index.js';
+import { MAX_PEM_BYTES } from '../../trust/constants.js';
 import type { ResolvedOptions } from './options.js';
 
 /** undici, loaded on the first registry request (about 70 ms of start-up that layout-only runs skip). */
@@ -91,8 +93,9 @@ async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
   for (const file of opts.caFiles) {
     let pem: string;
     try {
-      pem = await readFile(file, 'utf8');
+      pem = (await readFileLimited(file, MAX_PEM_BYTES)).toString('utf8');
     } catch (e) {
+      if (e instanceof MosError) throw e;
       throw new MosError({ code: 'HOST_IO', subject: file, message: `cannot read registry CA file: ${describeSystemError(e)}`, cause: e });
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
