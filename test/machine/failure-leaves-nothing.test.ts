@@ -2,7 +2,10 @@ import { t } from 'tap';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
+import { startFakeRegistry } from '../support/fake-registry.js';
 import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { activate, createBootFs, install, mountTarget } from '../../src/machine/index.js';
@@ -105,4 +108,89 @@ t.test('a refused create-boot-fs, mount or activate writes nothing under scratch
   t.same([...after.keys()].filter((p) => after.get(p) !== before.get(p)), [], 'no new or changed path: no atomfs/ dir, lock file, marker or mount point');
   t.same([...before.keys()].filter((p) => !after.has(p)), [], 'nothing removed');
   t.notOk(existsSync(dest), 'the boot mount point was not created');
+});
+
+t.test('an install from a hostile registry changes nothing but the verified download cache, whatever the fault', { skip }, async (t) => {
+  const work = makeSystemRoot(t, 'mosctl-failure-');
+  const pki = await mintPki(t);
+  const images = await buildImages(work);
+  type Fault = (req: IncomingMessage, res: ServerResponse) => void;
+  let fault: { path: string; act: Fault } | undefined;
+  const timers = new Set<NodeJS.Timeout>();
+  t.teardown(() => timers.forEach((x) => clearInterval(x)));
+  const fake = await startFakeRegistry(t, {
+    hook: (req, res, url) => {
+      if (!fault || url.pathname !== fault.path) return false;
+      fault.act(req, res);
+      return true;
+    },
+  });
+  const v1 = await publishYaml({ dir: work, yaml: manifestYaml({ targets: [T.hostfs(images), T.data(images)] }), repo: fake.host, name: 'machine/install:1', pki });
+  const dataDigest = images.digests['data-1.0']!;
+  const dataManifest = fake.manifests.get(dataDigest)!;
+  const layer = parseImageManifest(dataManifest.bytes, 'data').layers[0]!;
+  const good = fake.blobs.get(layer.digest)!;
+  const flipped = Buffer.from(good);
+  flipped[flipped.length >> 1] = flipped[flipped.length >> 1]! ^ 0xff;
+  const blobPath = `/v2/mos/blobs/${layer.digest}`;
+  const manifestPath = `/v2/mos/manifests/${dataDigest}`;
+  const drip = (res: ServerResponse, body: Buffer, everyMs: number) => {
+    let i = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || i >= body.length) return void clearInterval(timer);
+      res.write(body.subarray(i, ++i));
+    }, everyMs);
+    timers.add(timer);
+  };
+  const cases: [what: string, path: string, act: Fault, code: RegExp][] = [
+    ['a corrupt layer', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': flipped.length }), r.end(flipped)), /^OCI_DIGEST_MISMATCH$/],
+    ['a truncated layer', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': good.length >> 1 }), r.end(good.subarray(0, good.length >> 1))), /^OCI_SIZE_MISMATCH$/],
+    ['a layer too long', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': good.length + 10 }), r.end(Buffer.concat([good, Buffer.alloc(10)]))), /^OCI_SIZE_MISMATCH$/],
+    ['a reset mid-stream, every time', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': good.length }), r.write(good.subarray(0, 1000), () => setTimeout(() => r.destroy(), 20))), /^REGISTRY_UNREACHABLE$/],
+    ['a stalled layer', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': good.length }), r.write(good.subarray(0, 1000))), /^REGISTRY_TIMEOUT$/],
+    ['a layer that drips', blobPath, (_q, r) => (r.writeHead(200, { 'content-length': good.length }), drip(r, good, 100)), /^REGISTRY_TIMEOUT$/],
+    ['a redirect loop', blobPath, (q, r) => (r.writeHead(307, { location: q.url!.endsWith('a') ? q.url!.slice(0, -1) : `${q.url!}?a` }), r.end()), /^REGISTRY_PROTOCOL$/],
+    ['an image manifest over the cap', manifestPath, (_q, r) => (r.writeHead(200, { 'content-type': dataManifest.mediaType, 'content-length': 10 * 1024 * 1024 }), r.write(Buffer.alloc(64 * 1024))), /^OCI_SIZE_EXCEEDS_LIMIT$/],
+    ['an image manifest with a lying Content-Type', manifestPath, (_q, r) => (r.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': dataManifest.bytes.length }), r.end(dataManifest.bytes)), /^(REGISTRY_PROTOCOL|OCI_MANIFEST_INVALID)$/],
+  ];
+  const limits = { stallTimeoutMs: 400, requestTimeoutMs: 800, retries: 1, retryBaseMs: 5, minBytesPerSecond: 1000, rateWindowMs: 1000 };
+  const store = 'atomfs-store/mos';
+  for (const [what, path, act, code] of cases) {
+    const root = makeSystemRoot(t);
+    placeCa(root, pki);
+    const before = treeHash(root);
+    fault = { path, act };
+    await t.rejects(install({ root, source: v1.reference, limits }), { code }, `${what}: refused`);
+    fault = undefined;
+    const after = treeHash(root);
+    const changed = [...after.keys()].filter((p) => after.get(p) !== before.get(p));
+    t.same(changed.filter((p) => !(p === 'atomfs-store' || p === store || p.startsWith(`${store}/`))), [], `${what}: nothing outside the store's download cache changed`);
+    t.same([...before.keys()].filter((p) => !after.has(p)), [], `${what}: nothing removed`);
+    if (existsSync(join(root, store))) {
+      t.same((JSON.parse(readFileSync(join(root, store, 'index.json'), 'utf8')) as { manifests: unknown[] }).manifests, [], `${what}: no index.json entry`);
+      t.same(readdirSync(join(root, store, 'ingest')), [], `${what}: no partial file`);
+      for (const n of readdirSync(join(root, store, 'blobs', 'sha256'))) {
+        t.equal(createHash('sha256').update(readFileSync(join(root, store, 'blobs', 'sha256', n))).digest('hex'), n, `${what}: cached blob ${n.slice(0, 12)} is verified`);
+      }
+      t.notOk(existsSync(join(root, store, 'blobs', 'sha256', layer.digest.slice(7))), `${what}: the bad layer is not stored`);
+    }
+    if (path === manifestPath) t.notOk(existsSync(join(root, 'atomfs-store')), `${what}: refused before the store was created`);
+  }
+  // The limits are flags of the CLI too: the stalled layer again, through mosctl.
+  {
+    const root = makeSystemRoot(t);
+    placeCa(root, pki);
+    const before = treeHash(root);
+    fault = { path: blobPath, act: (_q, r) => (r.writeHead(200, { 'content-length': good.length }), r.write(good.subarray(0, 1000))) };
+    const r = await runCli('mosctl', ['--root', root, 'install', '--stall-timeout', '0.4', '--registry-timeout', '2', '--retries', '0', v1.reference], { timeoutMs: 60_000 });
+    fault = undefined;
+    t.equal(r.code, 7, 'mosctl install --stall-timeout 0.4: exit 7 (registry)', { diag: r.stderr });
+    t.match(r.stderr, /no data for 0\.4 s/, 'the error names the limit hit');
+    const after = treeHash(root);
+    t.same([...after.keys()].filter((p) => after.get(p) !== before.get(p) && !(p === 'atomfs-store' || p === store || p.startsWith(`${store}/`))), [], 'the CLI install changed nothing outside the cache either');
+  }
+  // The same registry, faults gone: an install works (the faults were the only thing wrong).
+  const root = makeSystemRoot(t);
+  placeCa(root, pki);
+  t.equal((await install({ root, source: v1.reference, limits })).generation, 1, 'a clean install from the same registry succeeds');
 });
