@@ -8,7 +8,7 @@ import { needs } from '../support/env.js';
 import { startFakeRegistry } from '../support/fake-registry.js';
 import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
-import { activate, createBootFs, install, mountTarget } from '../../src/machine/index.js';
+import { activate, createBootFs, install, mountTarget, update } from '../../src/machine/index.js';
 import { parseImageManifest } from '../../src/oci/index.js';
 
 // Hostile input, finding 1: a failed install leaves the root as it found it, except verified blobs in
@@ -193,4 +193,21 @@ t.test('an install from a hostile registry changes nothing but the verified down
   const root = makeSystemRoot(t);
   placeCa(root, pki);
   t.equal((await install({ root, source: v1.reference, limits })).generation, 1, 'a clean install from the same registry succeeds');
+
+  // A failed update is the same: generation 1 stays as it was, the new layer is not stored.
+  const v2 = await publishYaml({ dir: work, yaml: manifestYaml({ targets: [T.hostfs(images, '1.1'), T.data(images)] }), repo: fake.host, name: 'machine/install:2', pki });
+  const layersOf = (tag: string) => parseImageManifest(fake.manifests.get(images.digests[tag]!)!.bytes, tag).layers;
+  const old = new Set(layersOf('hostfs-1.0').map((l) => l.digest));
+  const newLayer = layersOf('hostfs-1.1').find((l) => !old.has(l.digest))!;
+  const newBytes = fake.blobs.get(newLayer.digest)!;
+  const beforeUpdate = treeHash(root);
+  fault = { path: `/v2/mos/blobs/${newLayer.digest}`, act: (_q, r) => (r.writeHead(200, { 'content-length': newBytes.length >> 1 }), r.end(newBytes.subarray(0, newBytes.length >> 1))) };
+  await t.rejects(update({ root, source: v2.reference, limits }), { code: 'OCI_SIZE_MISMATCH' }, 'an update with a truncated layer fails');
+  fault = undefined;
+  const afterUpdate = treeHash(root);
+  const blobsDir = `${store}/blobs/sha256/`;
+  t.same([...afterUpdate.keys()].filter((p) => afterUpdate.get(p) !== beforeUpdate.get(p) && !p.startsWith(blobsDir)), [], 'the failed update changed nothing but cached blobs: config, index.json and scratch as before');
+  t.same([...beforeUpdate.keys()].filter((p) => !afterUpdate.has(p)), [], 'nothing removed by the failed update');
+  t.notOk(existsSync(join(root, blobsDir, newLayer.digest.slice(7))), 'the truncated layer is not stored');
+  t.equal((await update({ root, source: v2.reference, limits })).generation, 2, 'the same update succeeds once the registry behaves');
 });
