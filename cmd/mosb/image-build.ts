@@ -57,7 +57,7 @@ async function runBuild(ctx: CommandContext, first: string | undefined, second: 
     ...(flags.compression ? { compression: flags.compression as 'zstd' | 'gzip' } : {}),
     insecureHosts: flags.insecureRegistry,
     caFiles: flags.registryCa,
-    onProgress: ctx.onProgress,
+    onProgress: ctx.onProgress, signal: ctx.signal,
     log: ctx.log,
   });
   return { result: res, text: res.descriptor.digest };

@@ -18,7 +18,7 @@ export function register(program: Command): void {
   ).action(
     action(async (ctx, src: string, dst: string, f: RegistryFlags & { all: boolean; concurrency?: string }) => {
       const concurrency = f.concurrency === undefined ? {} : { concurrency: wholeNumber(f.concurrency, '--concurrency', 1, 64) };
-      const r = await (await build()).copyImage({ src, dst, ...registryAccess(f), all: f.all, ...concurrency, log: ctx.log, onProgress: ctx.onProgress });
+      const r = await (await build()).copyImage({ src, dst, ...registryAccess(f), all: f.all, ...concurrency, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
       return {
         result: r,
         text: `copied ${r.src} -> ${r.dst}\n${r.descriptor.digest}: ${r.blobsCopied} blobs (${mib(r.bytesCopied)} MiB) copied, ${r.blobsSkipped} already present`,

@@ -54,7 +54,7 @@ async function runPublish(ctx: CommandContext, file: string, flags: PublishFlags
     ...(created ? { created } : {}),
     ...registryAccess(flags),
     log: ctx.log,
-    onProgress: ctx.onProgress,
+    onProgress: ctx.onProgress, signal: ctx.signal,
   });
   return { result: res, text: `${res.reference}\n${res.digest}` };
 }

@@ -33,6 +33,7 @@ export function register(program: Command): void {
           ...(o.checkTimeout !== undefined ? { checkTimeout: seconds(o.checkTimeout, '--check-timeout', 1, 3600) } : {}),
           ...(o.vote ? { vote: true } : {}),
           ...(o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {}),
+          signal: ctx.signal,
           onTick: (elapsed, window) => ctx.onProgress({ kind: 'step', step: 'assess', detail: `${elapsed.toFixed(0)} of ${window} s healthy` }),
         });
         return { result: r, text: r.detail, ...(r.outcome === 'failed' ? { failure: 'SYSTEM_UNHEALTHY' as const } : {}) };

@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .action(
       action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string }) => {
         const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
-        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), ...tries, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), ...tries, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
         return { result: r, text: installText(r) };
       }),
     );

@@ -28,7 +28,7 @@ export function mountCommon(ctx: CommandContext, o: MountFlags) {
   return {
     root: ctx.globals.root,
     log: ctx.log,
-    onProgress: ctx.onProgress,
+    onProgress: ctx.onProgress, signal: ctx.signal,
     readonly: o.readonly === true,
     requireVerity: o.requireVerity === true,
     dryRun: o.dryRun === true,

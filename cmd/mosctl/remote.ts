@@ -23,7 +23,7 @@ export async function remoteOperation<T>(ctx: CommandContext, remote: RemoteOpti
   return withClient(remote, async (c) => {
     const op = await c.call<Operation>('POST', path, body, headers);
     ctx.log.debug(`operation ${op.id} ${op.phase}`);
-    const done = await c.follow(op.id, { onProgress: ctx.onProgress });
+    const done = await c.follow(op.id, { onProgress: ctx.onProgress, signal: ctx.signal });
     return ApiClient.resultOf<T>(done);
   });
 }

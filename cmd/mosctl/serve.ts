@@ -57,6 +57,6 @@ export function register(program: Command): void {
           log: stderrLogger({ debug: ctx.globals.debug, json: true }),
         });
         return { result: r, text: `stopped on ${r.signal}` };
-      }),
+      }, { signals: false }),
     );
 }

@@ -36,7 +36,7 @@ export function register(program: Command): void {
           // A fresh key per invocation: a retried POST (lost answer) cannot start a second update.
           r = await remoteOperation(ctx, remote, '/v1/operations', { source, mode: o.mode, allowDowngrade: o.allowDowngrade }, { 'idempotency-key': globalThis.crypto.randomUUID() });
         } else {
-          r = await (await machine()).performUpdate({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, retryFailed: o.retryFailed, ...tries, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
+          r = await (await machine()).performUpdate({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, retryFailed: o.retryFailed, ...tries, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
         }
         return { result: r, text: updateText(r) };
       }, { remote: true }),

@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .addOption(modeOption())
     .action(
       action(async (ctx, o: SourceFlags & { check: boolean; allowDowngrade: boolean; mode: OperationMode }) => {
-        const r = await (await machine()).upgrade({ root: ctx.globals.root, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, check: o.check, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await machine()).upgrade({ root: ctx.globals.root, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, check: o.check, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
         if (!o.check) return { result: r, text: `${r.source}:\n${updateText(r)}` };
         if (!r.available) return { result: r, text: `up to date with ${r.source} (generation ${r.generation})` };
         const rows = [...r.added.map((n) => ['added', n, '']), ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]), ...r.removed.map((n) => ['removed', n, ''])];
@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .addOption(modeOption())
     .action(
       action(async (ctx, source: string, o: SourceFlags & { allowDowngrade: boolean; dryRun: boolean; mode: OperationMode }) => {
-        const r = await (await machine()).switchSource({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress });
+        const r = await (await machine()).switchSource({ root: ctx.globals.root, source, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, dryRun: o.dryRun, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
         return { result: r, text: `${o.dryRun ? '' : `now tracking ${source}\n`}${updateText({ ...r, dryRun: o.dryRun })}` };
       }),
     );

@@ -39,9 +39,14 @@ export interface CommandOutput {
 export interface CommandContext {
   readonly globals: GlobalOptions;
   readonly log: Logger;
-  /** Progress bars on a terminal, JSON lines on stderr with --json, nothing otherwise. */
+  /** One bar on a terminal, JSON lines on stderr with --json, a line every 10 s otherwise. */
   readonly onProgress: OnProgress;
+  /** Aborted by the first SIGINT or SIGTERM: pass it to every long call, which then stops and cleans up. */
+  readonly signal: AbortSignal;
 }
+
+/** The exit code of a command stopped by a signal: 128 + its number, as a shell reports it. */
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
 
 /** Creates the top-level program with the global options, usage errors routed to exit 2. */
 export function makeProgram(name: string, description: string, opts: { remote?: boolean } = {}): Command {
@@ -86,7 +91,7 @@ function globalsOf(cmd: Command): GlobalOptions {
  */
 export function action<A extends unknown[]>(
   fn: (ctx: CommandContext, ...args: A) => Promise<CommandOutput>,
-  opts: { remote?: boolean } = {},
+  opts: { remote?: boolean; /** false: the command handles SIGINT/SIGTERM itself (serve). */ signals?: boolean } = {},
 ): (...args: unknown[]) => Promise<void> {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
@@ -100,18 +105,53 @@ export function action<A extends unknown[]>(
       });
     }
     const log = stderrLogger({ debug: globals.debug, json: globals.json });
-    const progress = makeProgress(globals);
+    const name = programName(cmd);
+    const progress = makeProgress(globals, name);
+    // The first SIGINT/SIGTERM aborts the work, which stops at its next check, removes its temp files
+    // and leaves the root as it was (or, past the point of no return, completes); a second one exits now.
+    const abort = new AbortController();
+    let caught: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      progress.stop();
+      if (caught !== undefined) {
+        process.stderr.write(`${name}: ${sig} again: exiting without cleaning up\n`);
+        process.exit(SIGNAL_EXIT[sig] ?? 1);
+      }
+      caught = sig;
+      abort.abort(new MosError({ code: 'CANCELED', message: `interrupted by ${sig}` }));
+    };
+    if (opts.signals !== false) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
     try {
-      const out = await fn({ globals, log, onProgress: progress.onProgress }, ...(args.slice(0, -1) as A));
+      const out = await fn({ globals, log, onProgress: progress.onProgress, signal: abort.signal }, ...(args.slice(0, -1) as A));
       progress.stop();
       if (globals.json) process.stdout.write(JSON.stringify(out.result, null, 2) + '\n');
       else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
       if (out.failure !== undefined) process.exitCode = exitCodeOf(out.failure);
+      if (caught !== undefined) log.info(`${caught} came after the point of no return: the command completed`);
     } catch (e) {
       progress.stop();
-      throw e;
+      if (caught === undefined) throw e;
+      // One line, whatever the work threw on its way out (an abort error, a closed stream).
+      const own = e instanceof MosError && e.code === 'CANCELED' && !/^interrupted by /.test(e.message) ? e.message : 'stopped cleanly, temporary files removed';
+      const err = new MosError({ code: 'CANCELED', message: `interrupted by ${caught}: ${own}` });
+      process.stderr.write(`${name}: ${err.message}\n`);
+      if (globals.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+      process.exitCode = SIGNAL_EXIT[caught] ?? 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   };
+}
+
+/** `mosctl` or `mosb`: the name of the program a subcommand belongs to. */
+function programName(cmd: Command): string {
+  let c = cmd;
+  while (c.parent) c = c.parent;
+  return c.name();
 }
 
 /** Runs a program to completion: the only place that decides the process exit code. */

@@ -315,8 +315,8 @@ function transfer(opts: CommonOptions): { signal?: AbortSignal; onProgress?: OnP
   return { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.log ? { log: opts.log } : {}) };
 }
 
-function layerOpts(opts: CommonOptions): { compression?: SquashfsCompression; log?: Logger } {
-  return { ...(opts.compression ? { compression: opts.compression } : {}), ...(opts.log ? { log: opts.log } : {}) };
+function layerOpts(opts: CommonOptions): { compression?: SquashfsCompression; signal?: AbortSignal; log?: Logger } {
+  return { ...(opts.compression ? { compression: opts.compression } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
 }
 
 function step(opts: CommonOptions, name: string, detail?: string): void {

@@ -16,6 +16,8 @@ export interface ImageBuildOptions extends RegistryAccess {
   readonly config?: ImageConfigOverrides;
   readonly compression?: SquashfsCompression;
   readonly onProgress?: OnProgress;
+  /** Stops the build (mksquashfs is killed, its output removed) and any transfer. */
+  readonly signal?: AbortSignal;
   readonly log?: Logger;
 }
 
@@ -33,6 +35,7 @@ export async function imageBuild(opts: ImageBuildOptions): Promise<BuildImageRes
     ...(opts.config ? { config: opts.config } : {}),
     ...(opts.compression ? { compression: opts.compression } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.log ? { log: opts.log } : {}),
   };
   if (opts.from !== undefined) return convertImage({ ...common, from: await source(opts.from, opts) });

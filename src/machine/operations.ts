@@ -623,8 +623,8 @@ export class OperationEngine {
 
   private progress(op: Operation, ev: ProgressEvent): void {
     const p = op.progress;
-    const blob = ev.kind === 'step' ? undefined : this.blobs.get(op.id)?.get(ev.digest);
-    if (!p || ev.kind === 'step' || !blob) return;
+    const blob = ev.kind !== 'blob' && ev.kind !== 'blob-done' ? undefined : this.blobs.get(op.id)?.get(ev.digest);
+    if (!p || (ev.kind !== 'blob' && ev.kind !== 'blob-done') || !blob) return;
     const done = ev.kind === 'blob' ? ev.done : ev.total;
     for (const t of blob.targets) {
       t.bytesDone += done - blob.done;

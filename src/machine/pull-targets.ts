@@ -33,7 +33,7 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
   // Nothing is created before every image manifest checked out: a refused one leaves no store behind.
   const existing = await openExistingStore(opts.root, opts.log);
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
-  const todo: { target: InstallTarget; desc: Descriptor }[] = [];
+  const todo: { target: InstallTarget; desc: Descriptor; bytes: number }[] = [];
   const present: string[] = [];
   for (const target of opts.targets) {
     const desc = targetDescriptor(target);
@@ -48,8 +48,8 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
     } catch (e) {
       throw wrapTarget(e, target);
     }
-    checkSquashfsImage(bytes, target);
-    todo.push({ target, desc });
+    const m = checkSquashfsImage(bytes, target);
+    todo.push({ target, desc, bytes: m.config.size + m.layers.reduce((n, l) => n + l.size, 0) });
   }
   // A complete image whose tag is missing (a pull that failed after copying it) is tagged now too.
   const tagged = new Set(existing ? (await existing.listTags()).map((x) => x.tag) : []);
@@ -63,8 +63,10 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
   const swept = await sweepStrays(store);
   if (swept.length) opts.log?.info(`removed ${swept.length} partial file(s) a crashed writer left in the store`);
   let blobBytes = 0;
+  opts.onProgress?.({ kind: 'transfer', total: todo.reduce((n, x) => n + x.bytes, 0), items: todo.length });
   for (const { target, desc } of todo) {
     const { store: src } = opts.fetched.imageSource(target.digest);
+    opts.onProgress?.({ kind: 'item', name: target.service_name });
     try {
       // Untagged until all are complete: the blobs of a failed pull are a verified download cache
       // (the next run reuses them, gc removes them), never a half-present image in index.json.

@@ -92,12 +92,22 @@ export class ApiClient {
    * Waits for an operation to finish, polling its resource, and reports its download progress through
    * `onProgress` (as blob events named by target). Returns the finished operation.
    */
-  async follow(id: string, opts: { onProgress?: OnProgress; intervalMs?: number } = {}): Promise<Operation> {
+  async follow(id: string, opts: { onProgress?: OnProgress; intervalMs?: number; signal?: AbortSignal } = {}): Promise<Operation> {
     for (;;) {
       const op = await this.call<Operation>('GET', `/v1/operations/${encodeURIComponent(id)}`);
+      if (op.progress) opts.onProgress?.({ kind: 'transfer', total: op.progress.bytesTotal, items: op.progress.targets.length });
       for (const t of op.progress?.targets ?? []) opts.onProgress?.({ kind: 'blob', digest: t.name, done: t.bytesDone, total: t.bytesTotal, label: t.name });
       if (isTerminal(op.phase)) return op;
-      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+      await new Promise<void>((resolve, reject) => {
+        const stop = () => {
+          clearTimeout(timer);
+          // Following stops; the operation is the server's and goes on until it ends or is canceled.
+          reject(new MosError({ code: 'CANCELED', message: `stopped following operation ${id}, which goes on on the server (cancel it with: mosctl --server … operations ${id} --cancel)` }));
+        };
+        const timer = setTimeout(() => (opts.signal?.removeEventListener('abort', stop), resolve()), opts.intervalMs ?? 250);
+        if (opts.signal?.aborted) stop();
+        else opts.signal?.addEventListener('abort', stop, { once: true });
+      });
     }
   }
 

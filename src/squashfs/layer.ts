@@ -21,6 +21,8 @@ export interface BuildSquashfsLayerOptions {
   readonly compression?: SquashfsCompression;
   /** Paths relative to `rootfs` added as overlay whiteouts (char 0:0); their parent directories must exist. */
   readonly whiteouts?: readonly string[];
+  /** Kills mksquashfs; the partial output is removed. */
+  readonly signal?: AbortSignal;
   readonly log?: Logger;
 }
 
@@ -72,7 +74,10 @@ export async function buildSquashfsLayer(opts: BuildSquashfsLayerOptions): Promi
       '-comp', compression,
       '-mkfs-time', '0', '-all-time', '0',
       ...(pseudo !== undefined ? ['-pf', pseudoFile] : []),
-    ]);
+    ], opts.signal ? { signal: opts.signal } : {});
+  } catch (e) {
+    await rm(outFile, { force: true });
+    throw e;
   } finally {
     if (pseudo !== undefined) await rm(pseudoFile, { force: true });
   }
