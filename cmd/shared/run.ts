@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { MosError, exitCodeOf, stderrLogger, type ErrorCode, type Logger, type OnProgress } from '../../src/base/index.js';
+import { MosError, errorDocument, exitCodeOf, stderrLogger, type ErrorCode, type Logger, type OnProgress } from '../../src/base/index.js';
 import { makeProgress } from './progress.js';
 // Inlined by the compiler and by bundlers, so --version works in a single-file build too.
 import pkg from '../../package.json' with { type: 'json' };
@@ -66,10 +66,10 @@ export function makeProgram(name: string, description: string, opts: { remote?: 
       .option('--ca <file>', "with --server: the CA of the server's certificate");
   }
   program
-    // One line and a pointer, not the whole help page, after a usage error.
-    .showHelpAfterError(`hint: add --help to the command for its usage`)
+    // A usage error is reported like any other error (one line, a hint; {"error":…} with --json) by
+    // runProgram: commander's own message is not printed.
     .exitOverride()
-    .configureOutput({ outputError: (s, write) => write(s) });
+    .configureOutput({ outputError: () => {} });
   return program;
 }
 
@@ -138,7 +138,7 @@ export function action<A extends unknown[]>(
       const own = e instanceof MosError && e.code === 'CANCELED' && !/^interrupted by /.test(e.message) ? e.message : 'stopped cleanly, temporary files removed';
       const err = new MosError({ code: 'CANCELED', message: `interrupted by ${caught}: ${own}` });
       process.stderr.write(`${name}: ${err.message}\n`);
-      if (globals.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+      if (globals.json) process.stdout.write(JSON.stringify(errorDocument(err)) + '\n');
       process.exitCode = SIGNAL_EXIT[caught] ?? 1;
     } finally {
       process.off('SIGINT', onSignal);
@@ -161,11 +161,33 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    reportError(program.name(), e, { json, debug });
+    reportError(program.name(), e, { json, debug, command: commandPath(program, argv.slice(2)) });
   }
 }
 
-function reportError(name: string, e: unknown, opts: { json: boolean; debug: boolean }): void {
+/**
+ * A commander parse error as a USAGE MosError: the subject is the command whose line was wrong, the
+ * hint how to see its usage.
+ */
+function usageError(e: CommanderError, name: string, command: string): MosError {
+  const message = e.message.replace(/^error: /, '');
+  return new MosError({ code: 'USAGE', ...(command ? { subject: command } : {}), message, hint: `${[name, command].filter(Boolean).join(' ')} --help shows the usage` });
+}
+
+/** `image copy`: the subcommands named in `args` (options and operands skipped); '' for none. */
+function commandPath(program: Command, args: readonly string[]): string {
+  const names: string[] = [];
+  let c = program;
+  for (const a of args) {
+    const sub = c.commands.find((x) => x.name() === a || x.aliases().includes(a));
+    if (!sub) continue;
+    names.push(sub.name());
+    c = sub;
+  }
+  return names.join(' ');
+}
+
+function reportError(name: string, e: unknown, opts: { json: boolean; debug: boolean; command: string }): void {
   if (e instanceof CommanderError) {
     // --help and --version are answers; help shown because no command was given is a usage error.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) {
@@ -176,10 +198,7 @@ function reportError(name: string, e: unknown, opts: { json: boolean; debug: boo
       process.exitCode = exitCodeOf('USAGE');
       return;
     }
-    const err = new MosError({ code: 'USAGE', message: e.message.replace(/^error: /, '') });
-    if (opts.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
-    process.exitCode = err.exitCode;
-    return;
+    e = usageError(e, name, opts.command);
   }
   const err =
     e instanceof MosError
@@ -195,6 +214,6 @@ function reportError(name: string, e: unknown, opts: { json: boolean; debug: boo
       if (c) process.stderr.write('caused by: ');
     }
   }
-  if (opts.json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify(errorDocument(err)) + '\n');
   process.exitCode = err.exitCode;
 }

@@ -168,6 +168,19 @@ export class MosError<C extends ErrorCode = ErrorCode> extends Error {
   }
 }
 
+/**
+ * Whether trying the same thing again later may succeed: a registry that failed (exit 7), a busy lock
+ * or server, an interrupted run. Part of the one error shape of the CLIs (`--json`) and the upgrade API.
+ */
+export function isRetryable(code: ErrorCode): boolean {
+  return exitCodeOf(code) === 7 || code === 'CONFIG_LOCKED' || code === 'CANCELED' || code === 'API_BUSY';
+}
+
+/** `{"error": {code, message, subject?, hint?, retryable}}`: what a failed command prints with --json. */
+export function errorDocument(err: MosError): { error: ReturnType<MosError['toJSON']> & { retryable: boolean } } {
+  return { error: { ...err.toJSON(), retryable: isRetryable(err.code) } };
+}
+
 /** True when `e` is a MosError, optionally with one of `codes`. */
 export function isMosError(e: unknown, ...codes: ErrorCode[]): e is MosError {
   return e instanceof MosError && (codes.length === 0 || codes.includes(e.code));

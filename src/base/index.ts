@@ -1,4 +1,4 @@
-export { MosError, isMosError, asMosError, exitCodeOf, describeSystemError, ERROR_EXIT_CODES, type ErrorCode, type MosErrorInit } from './errors.js';
+export { MosError, isMosError, asMosError, exitCodeOf, isRetryable, errorDocument, describeSystemError, ERROR_EXIT_CODES, type ErrorCode, type MosErrorInit } from './errors.js';
 export { isDigest, parseDigest, splitDigest, sha256Digest, sha256Hex, type Digest } from './digest.js';
 export { silentLogger, stderrLogger, type Logger } from './log.js';
 export type { ProgressEvent, OnProgress } from './progress.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appendFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MosError, exitCodeOf, isMosError, silentLogger, type ErrorCode, type Logger, type ProgressEvent } from '../base/index.js';
+import { MosError, isMosError, isRetryable, silentLogger, type ErrorCode, type Logger, type ProgressEvent } from '../base/index.js';
 import { currentGeneration, readGeneration } from '../config/index.js';
 import { ensureDir, readFileLimited, statOrAbsent, writeFileAtomic } from '../host/index.js';
 import type { RegistryAccess } from '../oci/index.js';
@@ -188,8 +188,7 @@ function canonical(v: unknown): string {
 
 export function errorOf(e: unknown): OperationError {
   const err = isMosError(e) ? e : new MosError({ code: 'INTERNAL', message: `internal error (a bug, please report it): ${e instanceof Error ? e.message : String(e)}` });
-  const retryable = exitCodeOf(err.code) === 7 || err.code === 'CONFIG_LOCKED' || err.code === 'CANCELED' || err.code === 'API_BUSY';
-  return { code: err.code, message: err.message, ...(err.subject ? { subject: err.subject } : {}), ...(err.hint ? { hint: err.hint } : {}), retryable };
+  return { code: err.code, message: err.message, ...(err.subject ? { subject: err.subject } : {}), ...(err.hint ? { hint: err.hint } : {}), retryable: isRetryable(err.code) };
 }
 
 /** The upgrade API's operation engine for one system root. One mutating operation runs at a time. */
