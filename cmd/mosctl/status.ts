@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { MosError } from '../../src/base/index.js';
 import type { BootStatus, StatusModel } from '../../src/machine/index.js';
-import { short, table, when } from '../shared/format.js';
+import { human, short, table, when } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
 import { withClient } from './remote.js';
@@ -25,16 +25,27 @@ export function register(program: Command): void {
 
 function statusText(s: StatusModel): string {
   const live = new Map(s.runtime.map((r) => [r.name, r.state ?? (r.mounted ? 'MOUNTED' : '-')]));
+  const state = new Map(s.status.targets.map((t) => [t.name, t]));
   const g = s.generation;
+  const ptr = (p: { generation: number; commit: string }) => `generation ${p.generation}  ${p.commit.slice(0, 12)}`;
+  const st = s.status;
   const out = [
     `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
     `product    ${s.product}`,
     // The install manifests' update_type, worded so it cannot read as "an update completed".
     `manifests  ${s.update_type === 'complete' ? 'complete (every target from one manifest)' : s.update_type === 'mixed' ? 'mixed (complete and partial updates)' : 'partial updates'}`,
+    ...(s.spec.source !== undefined ? [`tracking   ${s.spec.source}  (mosctl upgrade follows it)`] : []),
+    ...(st.booted ? [`booted     ${ptr(st.booted)}`] : []),
+    ...(st.staged ? [`staged     ${ptr(st.staged)}  (committed, boots next${st.rebootRequired ? ': reboot to run its hostfs' : ''})`] : []),
+    ...(st.rollback ? [`rollback   ${ptr(st.rollback)}`] : []),
     '',
     table(
-      ['TARGET', 'TYPE', 'VERSION', 'DIGEST', 'SIZE', 'NSGROUP', 'NETWORK', 'STATE'],
-      s.targets.map((t) => [t.name, t.service_type, t.version, short(t.digest), String(t.size), t.nsgroup || '-', t.network, live.get(t.name) ?? '-']),
+      ['TARGET', 'TYPE', 'VERSION', 'RUNNING', 'DIGEST', 'SIZE', 'STATE', 'NEXT'],
+      s.targets.map((t) => {
+        const x = state.get(t.name);
+        const running = x?.running === undefined ? '-' : x.running.digest === t.digest ? (x.running.version ?? t.version) : (x.running.version ?? '?');
+        return [t.name, t.service_type, t.version, running, short(t.digest), x?.imageBytes !== undefined ? human(x.imageBytes) : '-', live.get(t.name) ?? '-', nextStep(t.name, x?.apply)];
+      }),
     ),
   ];
   if (s.boot !== undefined) out.push('', bootText(s.boot));
@@ -42,6 +53,20 @@ function statusText(s: StatusModel): string {
     out.push('', table(['STORAGE', 'SIZE(MiB)', 'PERSISTENT', 'NSGROUP'], s.storage.map((v) => [v.label, String(v.size), v.persistent ? 'yes' : 'no', v.nsgroup || '-'])));
   }
   return out.join('\n');
+}
+
+/** The NEXT column: what makes a target run what is installed. */
+function nextStep(name: string, apply: string | undefined): string {
+  switch (apply) {
+    case 'activate':
+      return `activate -t ${name}`;
+    case 'restart':
+      return `activate -t ${name} (restarts)`;
+    case 'reboot':
+      return 'reboot';
+    default:
+      return '-';
+  }
 }
 
 /** The boot-assessment lines of status, mark-good and mark-bad. */

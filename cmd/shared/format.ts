@@ -1,3 +1,5 @@
+import prettyBytes from 'pretty-bytes';
+
 /** Plain-text rendering shared by the commands (no colours: output is often piped or logged). */
 
 /** An ISO time without milliseconds, space-separated. */
@@ -21,4 +23,9 @@ export function table(head: readonly string[], rows: readonly (readonly string[]
 /** MiB with one decimal. */
 export function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1);
+}
+
+/** Bytes as a person reads them: binary units, one decimal at most ("90.1 MiB"). */
+export function human(bytes: number): string {
+  return prettyBytes(bytes, { binary: true, maximumFractionDigits: 1 });
 }

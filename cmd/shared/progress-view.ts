@@ -1,10 +1,7 @@
-import prettyBytes from 'pretty-bytes';
 import type { ProgressEvent } from '../../src/base/index.js';
+import { human } from './format.js';
 
-/** Bytes as a person reads them: binary units, at most 3 significant digits ("90.1 MiB"). */
-export function human(bytes: number): string {
-  return prettyBytes(bytes, { binary: true, maximumFractionDigits: 1 });
-}
+export { human };
 
 /** A duration in seconds as "12s", "3m05s", "2h10m". */
 export function duration(s: number): string {

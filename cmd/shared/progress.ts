@@ -1,8 +1,8 @@
 import type { OnProgress, ProgressEvent } from '../../src/base/index.js';
 import { ProgressView } from './progress-view.js';
 
-/** Not on a terminal: nothing for the first seconds (most commands end by then), then a line this often. */
-const PLAIN_DELAY_MS = 2000;
+/** Not on a terminal: nothing for the first 5 s (most commands end by then), then a line this often. */
+const PLAIN_DELAY_MS = 5000;
 const PLAIN_EVERY_MS = 10_000;
 
 export interface Progress {
@@ -14,7 +14,7 @@ export interface Progress {
 /**
  * Progress of one command, by where stderr goes: on a terminal one bar for the whole operation (target,
  * totals, human sizes, rate, ETA, fitting the width); JSON lines with --json; otherwise a plain line
- * every 10 s once the command has run 2 s (a log or a pipe sees that it is alive, and a quick command
+ * every 10 s once the command has run 5 s (a log or a pipe sees that it is alive, and a quick command
  * prints nothing).
  */
 export function makeProgress(globals: { readonly json: boolean }, name: string, stream: NodeJS.WriteStream = process.stderr): Progress {

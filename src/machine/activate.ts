@@ -79,10 +79,16 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
   const base = { target: target.service_name, service_type: target.service_type, digest: target.digest };
   if (target.service_type === 'fs-only') {
     const plan = planTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, ...verity(opts) });
-    if (await mountedAsPlanned(plan)) return { ...base, action: 'unchanged', path: paths.fsOnlyDest };
+    const record = JSON.stringify({ digest: target.digest, version: target.version, mounted: new Date().toISOString() }) + '\n';
+    if (await mountedAsPlanned(plan)) {
+      if ((await readState(paths.mountedRecord))?.digest !== target.digest) await writeMountedRecord(paths.mountedRecord, record);
+      return { ...base, action: 'unchanged', path: paths.fsOnlyDest };
+    }
     const was = await unmountTargetRoot(root, paths.fsOnlyDest, log);
+    await rm(paths.mountedRecord, { force: true });
     // The mount plan makes the mount point once every layer checked out: a refusal creates nothing.
     await mountTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, log, ...verity(opts), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    await writeMountedRecord(paths.mountedRecord, record);
     return { ...base, action: was ? 'restarted' : 'started', path: paths.fsOnlyDest };
   }
 
@@ -130,6 +136,12 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
 
 function verity(opts: { requireVerity?: boolean }): { requireVerity?: boolean } {
   return opts.requireVerity ? { requireVerity: true } : {};
+}
+
+/** What `status` compares with the installed digest: written once the mount is up. */
+async function writeMountedRecord(file: string, record: string): Promise<void> {
+  await ensureDir(dirname(file));
+  await writeFileAtomic(file, record);
 }
 
 async function readState(file: string): Promise<{ digest?: string } | undefined> {
@@ -212,6 +224,7 @@ export async function deactivate(opts: DeactivateOptions): Promise<DeactivateRes
   const a = await unmountTargetRoot(root, paths.containerRoot, log);
   await rm(paths.shiftRecord, { force: true }); // it described the writable root just removed
   const b = await unmountTargetRoot(root, paths.fsOnlyDest, log);
+  await rm(paths.mountedRecord, { force: true });
   if (await exists(paths.stateFile)) await writeFileAtomic(paths.stateFile, JSON.stringify({ stopped: new Date().toISOString() }) + '\n');
   if (!wasRunning && !a && !b) {
     // Not running anywhere: say so if the name is unknown to the system too, else it is a no-op.

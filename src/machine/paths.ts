@@ -106,6 +106,8 @@ export interface TargetPaths {
   readonly lxcPath: string;
   /** `var/lib/lxc/<target>/mosctl-state.json`: the digest a container runs, for restart decisions. */
   readonly stateFile: string;
+  /** `run/mosctl/active/<target>.json`: the digest an fs-only target's mount serves (gone at reboot, like the mount). */
+  readonly mountedRecord: string;
   readonly logFile: string;
   readonly storageDir: string;
   /** `scratch-writes/<target>/shift.json`: the uid shift applied to a container's writable root. */
@@ -123,6 +125,7 @@ export function targetPaths(root: string, name: string): TargetPaths {
     containerRoot: join(p.scratch, 'roots', name),
     lxcPath: p.lxcPath,
     stateFile: join(p.lxcPath, name, 'mosctl-state.json'),
+    mountedRecord: join(root, 'run', 'mosctl', 'active', `${name}.json`),
     logFile: join(root, 'var', 'log', 'lxc', `${name}.log`),
     storageDir: p.storage,
     shiftRecord: join(p.scratch, name, 'shift.json'),

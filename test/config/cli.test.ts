@@ -69,7 +69,7 @@ t.test('mosctl status and history, human and --json', { skip }, async (t) => {
   t.equal(human.code, 0);
   t.match(human.stdout, /^generation 2 +[0-9a-f]{12} +2024-05-07 07:08:09Z +System upgrade$/m);
   t.match(human.stdout, /^manifests +complete \(every target from one manifest\)$/m, 'the update_type row cannot read as "update completed"');
-  t.match(human.stdout, /^web +container +1\.1\.0 +sha256:222222222222 +600 +web +host +ABSENT$/m, "not activated: no container state");
+  t.match(human.stdout, /^web +container +1\.1\.0 +- +sha256:222222222222 +- +ABSENT +activate -t web$/m, "not activated: nothing runs, activate is next");
   const old = await runCli('mosctl', ['--json', 'status', '-r', root, '--generation', '1']);
   t.match(old.json, { generation: { number: 1 }, targets: [{}, { version: '1.0.0', digest: D1 }] });
 

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajv } from './schema.js';
 import openapi from '../../src/serve/openapi.json' with { type: 'json' };
 
 // Upgrade API test support: certificates made by the openssl command line (an independent
@@ -192,9 +192,6 @@ export function testClient(t: Test, url: string, pki: ApiPki, cert?: CertFiles):
   };
 }
 
-// One validator over the whole document (JSON Schema 2020-12, as OpenAPI 3.1 specifies).
-const ajv = new Ajv2020({ strict: false, allErrors: true });
-ajv.addSchema(openapi as object, 'openapi.json');
 
 /**
  * Checks an answer against the OpenAPI document: the status must be documented for the operation and

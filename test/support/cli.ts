@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { cliDocumentSchema, schemaErrors } from './schema.js';
 
 const top = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -75,6 +76,10 @@ export function runCli(
         } catch {
           json = undefined;
         }
+        // Every --json document of a kind the OpenAPI file describes (errors, status) must follow it.
+        const schema = cliDocumentSchema(json);
+        const problems = schema !== undefined ? schemaErrors(schema, json) : [];
+        if (problems.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json output does not follow the ${schema} schema: ${problems.join('; ')}`));
       }
       resolve({ code: code ?? 128, stdout, stderr, json });
     });
