@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { MosError, describeSystemError } from '../../base/index.js';
-import { readFileLimited } from '../../host/index.js';
+import { exec, readFileLimited } from '../../host/index.js';
 
 /** An auth.json holds a few logins; 1 MiB refuses a mistaken or endless file. */
 const MAX_AUTH_FILE_BYTES = 1024 * 1024;
@@ -75,6 +75,60 @@ export function credentialsFrom(doc: unknown, host: string, name: string, file: 
   return undefined;
 }
 
+/** The helper a document names for `host`: its `credHelpers` entry, else `credsStore` (docker and containers semantics). */
+export function helperFor(doc: unknown, host: string): { name: string; from: 'credHelpers' | 'credsStore' } | undefined {
+  const d = doc as { credHelpers?: unknown; credsStore?: unknown } | null;
+  const wanted = normaliseKey(host);
+  if (d?.credHelpers && typeof d.credHelpers === 'object') {
+    for (const [k, v] of Object.entries(d.credHelpers as Record<string, unknown>)) {
+      if (normaliseKey(k) === wanted && typeof v === 'string' && v !== '') return { name: v, from: 'credHelpers' };
+    }
+  }
+  if (typeof d?.credsStore === 'string' && d.credsStore !== '') return { name: d.credsStore, from: 'credsStore' };
+  return undefined;
+}
+
+/** A helper's name becomes part of a program name: keep it to what docker's helpers are called. */
+const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Asks `docker-credential-<helper> get` for `host`'s credentials (the docker credential-helper protocol:
+ * the server on stdin, `{"ServerURL","Username","Secret"}` on stdout; a Username of `<token>` means an
+ * identity token). "Not found" is no credentials. Output is capped and never put in an error or a log.
+ */
+export async function credentialsFromHelper(helper: string, host: string, file: string): Promise<Credentials | undefined> {
+  const subject = `${file}: credential helper ${JSON.stringify(helper)}`;
+  if (!HELPER_NAME.test(helper)) throw new MosError({ code: 'CONFIG_INVALID', subject, message: 'is not a valid helper name' });
+  const program = `docker-credential-${helper}`;
+  // Docker Hub is asked for by the URL docker login stores it under.
+  const server = normaliseKey(host) === 'docker.io' ? 'https://index.docker.io/v1/' : host;
+  let out: { code: number; stdout: string };
+  try {
+    out = await exec([program, 'get'], { input: server, timeoutMs: 30_000, maxStdout: 64 * 1024, okCodes: [0, 1] });
+  } catch (e) {
+    const missing = e instanceof MosError && e.code === 'HOST_TOOL_MISSING';
+    throw new MosError({
+      code: 'REGISTRY_UNAUTHORIZED',
+      subject,
+      message: missing ? `${program} is not installed (or not on PATH)` : `${program} failed`,
+      hint: missing ? `install ${program}, or remove the helper from the auth file` : 'run it by hand: echo HOST | ' + program + ' get',
+    });
+  }
+  if (out.code !== 0) {
+    // docker-credential-* print "credentials not found in native keychain" and exit 1 for an unknown server.
+    if (/not found/i.test(out.stdout)) return undefined;
+    throw new MosError({ code: 'REGISTRY_UNAUTHORIZED', subject, message: `${program} get exited 1`, hint: 'run it by hand: echo HOST | ' + program + ' get' });
+  }
+  let v: { Username?: unknown; Secret?: unknown };
+  try {
+    v = JSON.parse(out.stdout) as typeof v;
+  } catch {
+    throw new MosError({ code: 'REGISTRY_UNAUTHORIZED', subject, message: `${program} get printed no JSON` });
+  }
+  if (typeof v?.Secret !== 'string' || v.Secret === '') return undefined;
+  return { username: typeof v.Username === 'string' && v.Username !== '' ? v.Username : '<token>', password: v.Secret };
+}
+
 /** Reads the auth file (a missing file means no credentials) and picks the entry for `host/name`. */
 export async function loadCredentials(file: string, host: string, name: string): Promise<Credentials | undefined> {
   let text: string;
@@ -93,5 +147,10 @@ export async function loadCredentials(file: string, host: string, name: string):
     // No cause: the parser's message may quote the file's content, which holds secrets.
     throw new MosError({ code: 'CONFIG_INVALID', subject: file, message: 'auth file is not valid JSON', hint: 'fix or remove the file, then log in again' });
   }
-  return credentialsFrom(doc, host, name, file);
+  // A credHelpers entry for the registry wins over auths; credsStore is asked when auths has nothing.
+  const helper = helperFor(doc, host);
+  if (helper?.from === 'credHelpers') return credentialsFromHelper(helper.name, host, file);
+  const found = credentialsFrom(doc, host, name, file);
+  if (found || !helper) return found;
+  return credentialsFromHelper(helper.name, host, file);
 }
