@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
 import * as imageBuild from './mosb/image-build.js';
 import * as imageCopy from './mosb/image-copy.js';
@@ -11,4 +12,5 @@ import * as initrd from './mosb/initrd.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
 for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd]) sub.register(program);
+registerDocs(program);
 await runProgram(program, process.argv);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
 import * as activate from './mosctl/activate.js';
 import * as audit from './mosctl/audit.js';
@@ -23,6 +24,7 @@ import * as verify from './mosctl/verify.js';
 
 const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
 for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
+registerDocs(program);
 // runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
 // also bundles as CommonJS (the initramfs loads it through a V8 code cache).
 void runProgram(program, process.argv);
