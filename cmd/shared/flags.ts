@@ -69,6 +69,11 @@ export function byteRate(s: string, flag: string): number {
   return Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
 }
 
+/** USAGE: a dry run is local (the upgrade API plans updates with POST /v1/plans instead). */
+export function noRemoteDryRun(command: string): MosError {
+  return new MosError({ code: 'USAGE', subject: `${command} --dry-run`, message: 'is not available with --server', hint: 'run it on the machine, or plan an update with mosctl --server … update --dry-run' });
+}
+
 /** Adds `--capath FILE` (the manifest CA). */
 export function capathOption(cmd: Command): Command {
   return cmd.option('--capath <file>', 'manifest CA bundle (default <root>/factory/secure/manifestCA.pem)');

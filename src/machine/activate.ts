@@ -2,14 +2,14 @@ import { dirname } from 'node:path';
 import { readFile, rm } from 'node:fs/promises';
 import { MosError, isMosError, isTargetName, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { readGeneration } from '../config/index.js';
-import { ensureDir, exists, writeFileAtomic } from '../host/index.js';
+import { ensureDir, exists, mountAt, readMountInfo, statOrAbsent, writeFileAtomic } from '../host/index.js';
 import type { InstallTarget } from '../manifest/index.js';
 import {
   applyPortForwards, containerState, ensureSubordinateIds, idmapDefaults, idmapFor, prepareVolumes, probeHostFeatures,
   removePortForwards, renderLxcConfig, renderSystemdUnit, resolveSpecUser, shiftOwnership, startContainer, stopContainer, volumeMounts,
   type ContainerSpec, type ContainerStateName, type NetworkSpec,
 } from '../runtime/index.js';
-import { openStore } from './store.js';
+import { openExistingStore, openStore } from './store.js';
 import { confinedTargetDirs, targetPaths, type TargetPaths } from './paths.js';
 import { checkCommand } from './rootfs-path.js';
 import { loadSystem, type LoadedSystem } from './load-system.js';
@@ -25,6 +25,8 @@ export interface ActivateOptions {
   readonly systemd?: boolean;
   /** A system already loaded and verified (boot passes it to avoid re-verifying per target). */
   readonly system?: LoadedSystem;
+  /** Verify and say what would happen (start, restart, nothing), writing and mounting nothing. */
+  readonly dryRun?: boolean;
   readonly now?: Date;
   readonly log?: Logger;
   readonly onProgress?: OnProgress;
@@ -39,6 +41,8 @@ export interface ActivateResult {
   /** fs-only: the mount point; container: its root. */
   readonly path: string;
   readonly state?: ContainerStateName;
+  /** A dry run: `action` is what activate would do; nothing was written or mounted. */
+  readonly dryRun?: true;
 }
 
 function findTarget(system: LoadedSystem, name: string): InstallTarget {
@@ -73,6 +77,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
       hint: 'it is assembled at boot by mosctl create-boot-fs; reboot to run a new hostfs',
     });
   }
+  if (opts.dryRun) return planActivation(root, target, opts);
   const store = await openStore(root, log);
   const image = await readTargetImage(store, target, store.dir);
   const paths = targetPaths(root, target.service_name);
@@ -138,6 +143,35 @@ function verity(opts: { requireVerity?: boolean }): { requireVerity?: boolean } 
   return opts.requireVerity ? { requireVerity: true } : {};
 }
 
+/**
+ * What activate would do, read-only: the image and every layer must be in the store at their size (the
+ * store is not created, nothing is hashed or mounted), then start, restart or nothing, decided as
+ * activate decides.
+ */
+async function planActivation(root: string, target: InstallTarget, opts: ActivateOptions): Promise<ActivateResult> {
+  const store = await openExistingStore(root, opts.log);
+  if (!store) throw new MosError({ code: 'SYSTEM_INTEGRITY', subject: `target ${target.service_name}`, message: 'the image store is missing', hint: 'run mosctl update again with the same source' });
+  const image = await readTargetImage(store, target, store.dir);
+  for (const l of image.layers) {
+    const st = await statOrAbsent(l.path);
+    if (!st?.isFile()) {
+      throw new MosError({ code: 'SYSTEM_INTEGRITY', subject: `target ${target.service_name}`, message: `layer ${l.digest} is not in the store`, hint: 'run mosctl fsck --repair' });
+    }
+  }
+  const paths = targetPaths(root, target.service_name);
+  const base = { target: target.service_name, service_type: target.service_type, digest: target.digest, dryRun: true as const };
+  if (target.service_type === 'fs-only') {
+    const plan = planTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, ...verity(opts) });
+    if (await mountedAsPlanned(plan)) return { ...base, action: 'unchanged', path: paths.fsOnlyDest };
+    const mounted = mountAt(await readMountInfo(), paths.fsOnlyDest) !== undefined;
+    return { ...base, action: mounted ? 'restarted' : 'started', path: paths.fsOnlyDest };
+  }
+  const before = await containerState({ name: target.service_name, lxcPath: paths.lxcPath });
+  const running = before.state === 'RUNNING';
+  if (running && (await readState(paths.stateFile))?.digest === target.digest) return { ...base, action: 'unchanged', path: paths.containerRoot, state: 'RUNNING' };
+  return { ...base, action: running ? 'restarted' : 'started', path: paths.containerRoot, state: before.state };
+}
+
 /** What `status` compares with the installed digest: written once the mount is up. */
 async function writeMountedRecord(file: string, record: string): Promise<void> {
   await ensureDir(dirname(file));
@@ -195,6 +229,8 @@ async function containerSpec(
 export interface DeactivateOptions {
   readonly root: string;
   readonly target: string;
+  /** Say what would be stopped and unmounted; touch nothing. */
+  readonly dryRun?: boolean;
   readonly log?: Logger;
 }
 
@@ -202,6 +238,8 @@ export interface DeactivateResult {
   readonly target: string;
   readonly stopped: boolean;
   readonly unmounted: boolean;
+  /** A dry run: what deactivate would stop and unmount. */
+  readonly dryRun?: true;
 }
 
 /**
@@ -216,6 +254,12 @@ export async function deactivate(opts: DeactivateOptions): Promise<DeactivateRes
   }
   const paths = targetPaths(root, opts.target);
   const ref = { name: opts.target, lxcPath: paths.lxcPath };
+  if (opts.dryRun) {
+    const mounts = await readMountInfo();
+    const running = (await containerState(ref).catch(() => undefined))?.state === 'RUNNING';
+    const mounted = [paths.containerRoot, paths.fsOnlyDest].some((d) => mountAt(mounts, d) !== undefined);
+    return { target: opts.target, stopped: running, unmounted: mounted, dryRun: true };
+  }
   const { wasRunning } = await stopContainer({ ...ref, log });
   await removePortForwards({ name: opts.target }).catch((e: unknown) => {
     if (!isMosError(e)) throw e;

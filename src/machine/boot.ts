@@ -11,6 +11,8 @@ export interface BootOptions {
   readonly requireVerity?: boolean;
   /** Also write systemd units for container targets. */
   readonly systemd?: boolean;
+  /** Verify, and say what would be set up and started; write, mount and start nothing. */
+  readonly dryRun?: boolean;
   readonly now?: Date;
   readonly log?: Logger;
   readonly onProgress?: OnProgress;
@@ -26,6 +28,8 @@ export interface BootResult {
   readonly volumes: readonly VolumeResult[];
   readonly targets: readonly BootTarget[];
   readonly failed: number;
+  /** A dry run: volumes and targets say what boot would do. */
+  readonly dryRun?: true;
 }
 
 /**
@@ -42,13 +46,14 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     items: system.sys.storage ?? [],
     idmaps: system.sys.uidmaps ?? [],
     boot: true,
+    ...(opts.dryRun ? { dryRun: true } : {}),
   });
   const targets: BootTarget[] = [];
   for (const { target } of system.targets) {
     if (target.service_type === 'hostfs') continue;
     opts.onProgress?.({ kind: 'step', step: 'activate', detail: target.service_name });
     try {
-      const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}), ...(opts.systemd ? { systemd: true } : {}) });
+      const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}), ...(opts.systemd ? { systemd: true } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
       targets.push({ ok: true, ...r });
     } catch (e) {
       if (!isMosError(e)) throw e;
@@ -56,5 +61,5 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
       targets.push({ ok: false, target: target.service_name, error: e.toJSON() });
     }
   }
-  return { generation: system.generation.number, volumes, targets, failed: targets.filter((t) => !t.ok).length };
+  return { generation: system.generation.number, volumes, targets, failed: targets.filter((t) => !t.ok).length, ...(opts.dryRun ? { dryRun: true as const } : {}) };
 }

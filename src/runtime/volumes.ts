@@ -21,6 +21,8 @@ export interface PrepareVolumesOptions {
   readonly idmaps: readonly UidMap[];
   /** True at boot: non-persistent volumes are emptied. Persistent volumes are never emptied. */
   readonly boot: boolean;
+  /** Report what would be created and emptied; change nothing. */
+  readonly dryRun?: boolean;
 }
 
 export interface VolumeResult {
@@ -58,13 +60,17 @@ export async function prepareVolumes(opts: PrepareVolumesOptions): Promise<Volum
     seen.add(it.label);
     return { it, path: join(opts.storageDir, it.label), owner: idmapFor(it.nsgroup, opts.idmaps, `storage[${i}].nsgroup`) ?? 0 };
   });
-  await ensureDir(opts.storageDir, 0o755);
+  if (!opts.dryRun) await ensureDir(opts.storageDir, 0o755);
   const mounts = await readMountInfo();
   const results: VolumeResult[] = [];
   for (const { it, path, owner } of plan) {
     const st = await lstat(path).catch(() => undefined);
     if (st && !st.isDirectory()) throw new MosError({ code: 'INPUT_INVALID', subject: path, message: 'exists and is not a directory', hint: 'move it away' });
     let wiped = false;
+    if (opts.dryRun) {
+      results.push({ label: it.label, path, persistent: it.persistent, created: !st, wiped: !!st && opts.boot && !it.persistent, owner });
+      continue;
+    }
     try {
       if (st && opts.boot && !it.persistent) {
         if (mounts.some((m) => m.mountPoint === path || m.mountPoint.startsWith(path + '/'))) {

@@ -1,13 +1,13 @@
 import { t } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { copyFileSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../support/cli.js';
 import { needs, tempDir } from '../support/env.js';
 import { startFakeRegistry } from '../support/fake-registry.js';
 import { mintPki } from '../support/pki.js';
+import { treeHash } from '../support/tree.js';
 
 // Hostile input #3: /dev/zero and a FIFO as every file argument of mosctl and mosb. Each must be refused
 // at once (a FIFO is opened without waiting for a writer, a device is never read), naming the path and
@@ -15,22 +15,6 @@ import { mintPki } from '../support/pki.js';
 // runCli's timeout and fails its check; the timeout is a hang guard, not a speed assertion.
 const skip = needs({ programs: ['mkfifo'] });
 
-/** Every path below `dir` with its type, and for files their sha256. */
-function treeHash(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const n of readdirSync(d).sort()) {
-      const p = join(d, n);
-      const st = lstatSync(p);
-      if (st.isDirectory()) {
-        out.push(`${relative(dir, p)}/`);
-        walk(p);
-      } else out.push(`${relative(dir, p)} ${st.isFile() ? createHash('sha256').update(readFileSync(p)).digest('hex') : 'other'}`);
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 t.test('/dev/zero and a FIFO as every file argument: refused at once, naming it, nothing written', { skip }, async (t) => {
   const dir = tempDir(t);
@@ -84,7 +68,7 @@ t.test('/dev/zero and a FIFO as every file argument: refused at once, naming it,
     }],
   ];
   writeFileSync(join(dir, 'empty.json'), '{}');
-  const before = [treeHash(root), readdirSync(dir).sort()];
+  const before = [[...treeHash(root)], readdirSync(dir).sort()];
   for (const [name, z, kind] of [['/dev/zero', '/dev/zero', 'a character device'], ['a FIFO', fifo, 'a FIFO']] as const) {
     for (const [what, cli, args, setup] of cases) {
       setup?.(z);
@@ -97,6 +81,6 @@ t.test('/dev/zero and a FIFO as every file argument: refused at once, naming it,
       t.equal(r.stderr.trim().split('\n').filter((l) => /^(mosctl|mosb):/.test(l)).length, 1, `${label}: one error line`, { diag: r.stderr });
     }
   }
-  t.same([treeHash(root), readdirSync(dir).sort()], before, 'nothing written under --root or beside the inputs');
+  t.same([[...treeHash(root)], readdirSync(dir).sort()], before, 'nothing written under --root or beside the inputs');
   t.notOk(fake.requests.some((r) => r.method !== 'GET' && r.method !== 'HEAD'), 'nothing pushed');
 });

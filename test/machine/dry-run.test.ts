@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { runCli } from '../support/cli.js';
-import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
+import { T, buildImages, makeSystemRoot, manifestYaml, mountsUnder, placeCa, publishYaml } from '../support/system.js';
 import { currentGeneration } from '../../src/config/index.js';
+import { treeHash } from '../support/tree.js';
 
-// Operator issue, finding 9: a dry run on the commands that write (install, update, rollback) checks
+// Operator issue, finding 9: a dry run on the commands that write (install, update, rollback, activate,
+// deactivate, boot) checks
 // everything a real run checks and writes nothing.
 const skip = needs({ root: true, programs: ['mksquashfs'] });
+
 
 t.test('dry runs write nothing', { skip }, async (t) => {
   const work = makeSystemRoot(t, 'mosctl-dry-');
@@ -39,4 +42,30 @@ t.test('dry runs write nothing', { skip }, async (t) => {
   const none = await mosctl('rollback', '--to', '7', '--dry-run');
   t.equal(none.code, 6, 'a dry run refuses what the real run refuses');
   t.notOk(existsSync(join(root, 'config', 'operations')));
+
+  // activate, deactivate and boot: what they would do, with the whole root unchanged by tree hash.
+  const before = [...treeHash(root)];
+  const act = await mosctl('activate', '-t', 'data', '--dry-run');
+  t.equal(act.code, 0, act.stderr);
+  t.match(act.stdout, /^data: would start at .*mnt\/atom\/data \(dry run; nothing changed\)$/m);
+  const bootDry = await mosctl('--json', 'boot', '--dry-run');
+  t.equal(bootDry.code, 0, bootDry.stderr);
+  t.match(bootDry.json, { dryRun: true, targets: [{ ok: true, target: 'data', action: 'started', dryRun: true }], volumes: [{ label: 'appdata', created: true }, { label: 'cache', created: true }] });
+  const bootText = await mosctl('boot', '--dry-run');
+  t.match(bootText.stdout, /^volume appdata: would be created at /m);
+  const deDry = await mosctl('deactivate', '-t', 'data', '--dry-run');
+  t.match(deDry.stdout, /^data: would do nothing \(not active\) \(dry run; nothing changed\)$/m);
+  t.equal(await mosctl('activate', '-t', 'hostfs', '--dry-run').then((r) => r.code), 3, 'a dry run refuses what activate refuses (hostfs)');
+  t.same([...treeHash(root)], before, 'nothing under the root changed: no mount point, store, volume or record');
+  t.same(mountsUnder(root), [], 'nothing mounted');
+
+  t.equal((await mosctl('activate', '-t', 'data')).code, 0);
+  t.teardown(() => mosctl('deactivate', '-t', 'data'));
+  const again = await mosctl('activate', '-t', 'data', '--dry-run');
+  t.match(again.stdout, /^data: would leave unchanged \(already runs this image\)/m);
+  const de = await mosctl('deactivate', '-t', 'data', '--dry-run');
+  t.match(de.stdout, /^data: would unmount its root \(dry run; nothing changed\)$/m);
+  t.equal(mountsUnder(root).length > 0, true, 'still mounted after the dry run');
+  const remote = await runCli('mosctl', ['--server', 'https://127.0.0.1:9', '--cert', pki.leafCert, '--key', pki.leafKey, '--ca', pki.caCert, 'activate', '-t', 'data', '--dry-run']);
+  t.equal(remote.code, 2, 'no remote dry run of activate');
 });

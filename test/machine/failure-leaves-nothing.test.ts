@@ -1,7 +1,7 @@
 import { t } from 'tap';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { runCli } from '../support/cli.js';
 import { needs } from '../support/env.js';
@@ -10,30 +10,13 @@ import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { activate, createBootFs, install, mountTarget, update } from '../../src/machine/index.js';
 import { parseImageManifest } from '../../src/oci/index.js';
+import { treeHash } from '../support/tree.js';
 
 // Hostile input, finding 1: a failed install leaves the root as it found it, except verified blobs in
 // the store's download cache (blobs/ of an otherwise empty layout) that the next run reuses. Checked with
 // a hash of the whole tree before and after.
 const skip = needs({ root: true, programs: ['mksquashfs'] });
 
-/** Every path below `dir` with its type, and for files their sha256. */
-function treeHash(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      const st = lstatSync(p);
-      const rel = relative(dir, p);
-      if (st.isDirectory()) {
-        out.set(rel, 'dir');
-        walk(p);
-      } else if (st.isFile()) out.set(rel, `file ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
-      else out.set(rel, st.isSymbolicLink() ? 'symlink' : 'other');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 t.test('a failed install changes nothing but the verified download cache', { skip }, async (t) => {
   const work = makeSystemRoot(t, 'mosctl-failure-');
