@@ -26,7 +26,7 @@ function historyText(h: readonly HistoryEntry[]): string {
     ['GEN', 'COMMIT', 'TIME', 'BOOT', 'MESSAGE', 'TARGETS'],
     h.map((e) => [
       `${e.number}${e.current ? '*' : ''}${e.pinned ? ' pinned' : ''}`,
-      e.oid.slice(0, 12),
+      e.commit.slice(0, 12),
       when(e.time),
       bootCell(e.boot),
       e.message,

@@ -30,7 +30,7 @@ function statusText(s: StatusModel): string {
   const ptr = (p: { generation: number; commit: string }) => `generation ${p.generation}  ${p.commit.slice(0, 12)}`;
   const st = s.status;
   const out = [
-    `generation ${g.number}  ${g.oid.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
+    `generation ${g.number}  ${g.commit.slice(0, 12)}  ${when(g.time)}  ${g.message}`,
     `product    ${s.product}`,
     // The install manifests' update_type, worded so it cannot read as "an update completed".
     `manifests  ${s.update_type === 'complete' ? 'complete (every target from one manifest)' : s.update_type === 'mixed' ? 'mixed (complete and partial updates)' : 'partial updates'}`,

@@ -58,7 +58,7 @@ export interface PublishResult {
   /** Digest of the install artifact manifest (the `subject` of the certificate and signature). */
   readonly digest: Digest;
   /** sha256 hex of the exact install.json bytes. */
-  readonly installSha: string;
+  readonly manifest: string;
   readonly targets: readonly { readonly name: string; readonly digest: Digest; readonly size: number }[];
   /** Digests of the certificate and signature referrer manifests. */
   readonly cert: Digest;
@@ -126,7 +126,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   return {
     reference,
     digest: subject.digest,
-    installSha: layerOf(install).digest.slice('sha256:'.length),
+    manifest: layerOf(install).digest.slice('sha256:'.length),
     targets: imp.targets.map((tg, i) => ({ name: tg.service_name, digest: sources[i]!.descriptor.digest, size: sources[i]!.pin.size })),
     cert: cert.descriptor.digest,
     signature: sigDigest,

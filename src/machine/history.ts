@@ -7,7 +7,8 @@ import { readBootEvents, readBootState, type AssessmentState, type BootEvent, ty
 /** One generation in `mosctl history`. */
 export interface HistoryEntry {
   readonly number: number;
-  readonly oid: string;
+  /** The generation's commit id in config/manifest.git (40 hex). */
+  readonly commit: string;
   readonly time: string;
   readonly message: string;
   readonly product: string;
@@ -38,7 +39,7 @@ export async function history(opts: HistoryOptions): Promise<HistoryEntry[]> {
   const out: HistoryEntry[] = [];
   for (const g of gens) {
     const b = bootOf(boot, g.number, g.oid) ?? pastOf(events, g.oid);
-    const base = { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length, pinned: pins.has(g.oid) };
+    const base = { number: g.number, commit: g.oid, time: g.time.toISOString(), message: g.message, current: g.number === gens.length, pinned: pins.has(g.oid) };
     const assessed = b ? { boot: b } : {}; // last: the API's serializer writes optional fields after the required ones
     try {
       const s = await loadSystem(await readGeneration({ root: opts.root, ref: g.oid }), opts.verify ? { verify: opts.verify } : {});

@@ -118,7 +118,7 @@ const recorded = (r: Record<string, unknown> | undefined): { version?: string; d
 /** spec and status of the model, for `live` (the current generation, read with its runtime). */
 async function systemState(root: string, live: LiveStatus, boot: BootStatus | undefined): Promise<Pick<StatusModel, 'spec' | 'status'>> {
   const abs = await realRoot(root).catch(() => root);
-  const head: GenerationPointer = { generation: live.generation.number, commit: live.generation.oid };
+  const head: GenerationPointer = { generation: live.generation.number, commit: live.generation.commit };
   const booted = boot?.booted ? { generation: boot.booted.generation, commit: boot.booted.commit } : undefined;
   const staged = booted && booted.commit !== head.commit ? head : undefined;
   let rollback: GenerationPointer | undefined = boot?.good && boot.good.commit !== head.commit ? { generation: boot.good.generation, commit: boot.good.commit } : undefined;

@@ -17,7 +17,7 @@ export interface StatusTarget {
 
 /** What `mosctl status` reports. */
 export interface StatusResult {
-  readonly generation: { readonly number: number; readonly oid: string; readonly time: string; readonly message: string };
+  readonly generation: { readonly number: number; readonly commit: string; readonly time: string; readonly message: string };
   /** The product of the install manifests (joined with ", " in the unlikely case they differ). */
   readonly product: string;
   /** The install manifests' update_type when they agree, else `mixed` (a system built by partial updates). */
@@ -47,7 +47,7 @@ export function summarize(s: LoadedSystem): StatusResult {
   const types = [...new Set(ms.map((m) => m.value.update_type))];
   const g = s.generation;
   return {
-    generation: { number: g.number, oid: g.oid, time: g.time.toISOString(), message: g.message },
+    generation: { number: g.number, commit: g.oid, time: g.time.toISOString(), message: g.message },
     product: products.join(', '),
     update_type: types.length === 1 ? types[0]! : types.length === 0 ? '' : 'mixed',
     targets: s.targets.map(({ target: t, manifest }) => ({

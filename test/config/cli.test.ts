@@ -129,8 +129,8 @@ t.test('status numbers generations right after commits by a foreign writer (git 
   const number = async () => {
     const s = await runCli('mosctl', ['--json', 'status', '--root', root]);
     t.equal(s.code, 0, s.stderr);
-    const { number, oid } = (s.json as { generation: { number: number; oid: string } }).generation;
-    return { number, oid };
+    const { number, commit } = (s.json as { generation: { number: number; commit: string } }).generation;
+    return { number, commit };
   };
   const tip = () => git('rev-parse', 'master').trim();
 
@@ -138,19 +138,19 @@ t.test('status numbers generations right after commits by a foreign writer (git 
   t.match(before, /^[0-9a-f]{40} 2\n$/, 'our writers record the tip they made');
   foreignCommit(installFile(D1, '2.0.0'), 'System upgrade (Go mos)');
   foreignCommit(installFile(D2, '2.1.0'), 'System upgrade (Go mos) again');
-  t.same(await number(), { number: 4, oid: tip() }, 'walks back to the recorded commit');
+  t.same(await number(), { number: 4, commit: tip() }, 'walks back to the recorded commit');
   t.equal((await status({ root })).generation.number, 4);
   t.equal((await listHistory({ root })).length, 4);
   t.equal(readFileSync(record, 'utf8'), before, 'readers never write the record');
 
   await commitGeneration({ root, files: generationFiles(installFile(D1, '3.0.0')), message: 'ours on top' });
   t.equal(readFileSync(record, 'utf8'), `${tip()} 5\n`);
-  t.same(await number(), { number: 5, oid: tip() });
+  t.same(await number(), { number: 5, commit: tip() });
 
   // History rewritten under us: the recorded commit is no longer on master, so the number is counted.
   git('reset', '-q', '--hard', 'HEAD~3');
   foreignCommit(installFile(D2, '4.0.0'), 'after a reset');
-  t.same(await number(), { number: 3, oid: tip() }, 'a record off the chain is not trusted');
+  t.same(await number(), { number: 3, commit: tip() }, 'a record off the chain is not trusted');
   const g2 = git('rev-parse', 'master~1').trim();
   for (const text of ['garbage\n', '', `${tip()} x\n`, `${g2} 0\n`]) {
     writeFileSync(record, text);

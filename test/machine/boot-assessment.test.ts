@@ -34,7 +34,7 @@ t.test('boot assessment', { skip }, async (t) => {
     await umountTarget({ root, dest });
     return r;
   };
-  const sha = (r: { installSha: string }) => r.installSha;
+  const sha = (r: { manifest: string }) => r.manifest;
   const stateBytes = () => readFileSync(join(root, 'config', 'boot-state.json'));
   const checks = join(work, 'health.d');
   mkdirSync(checks, { recursive: true });

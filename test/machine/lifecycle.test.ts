@@ -90,7 +90,7 @@ t.test('system lifecycle', { skip }, async (t) => {
     const fsck = spawnSync('git', ['-C', repo, 'fsck', '--full', '--strict'], { encoding: 'utf8' });
     t.equal(fsck.status, 0, fsck.stderr);
     const files = readdirSync(repo).filter((f) => f !== '.git').sort();
-    t.same(files, ['manifest.json', `${v1.installSha}.json`, `${v1.installSha}.json.signed`, `${v1.installSha}.pem`].sort(), 'mos layout');
+    t.same(files, ['manifest.json', `${v1.manifest}.json`, `${v1.manifest}.json.signed`, `${v1.manifest}.pem`].sort(), 'mos layout');
     await t.rejects(install({ root, source: src(v1) }), { code: 'CONFIG_EXISTS' }, 'a second install is refused');
     await t.rejects(mountRemote({ root, source: src(v1) }), { code: 'CONFIG_EXISTS' }, 'no remote mounts on an installed system');
   });
@@ -200,7 +200,7 @@ t.test('system lifecycle', { skip }, async (t) => {
     git('commit', '-q', '--allow-empty', '-m', 'System upgrade (Go mos)');
     const s = await runCli('mosctl', ['--json', '--root', root, 'status']);
     t.equal(s.code, 0, s.stderr);
-    t.match(s.json, { generation: { number: 5, oid: git('rev-parse', 'master').trim(), message: 'System upgrade (Go mos)' } });
+    t.match(s.json, { generation: { number: 5, commit: git('rev-parse', 'master').trim(), message: 'System upgrade (Go mos)' } });
     const r = await runCli('mosctl', ['--json', '--root', root, 'rollback']);
     t.equal(r.code, 0, r.stderr);
     t.match(r.json, { from: 5, to: 4, generation: 6 });

@@ -29,7 +29,7 @@ t.test('status: booted, staged, rollback; installed against running; what it tak
   await install({ root, source: v1.reference });
   let m = await statusModel(root);
   conforms(m, 'installed, not booted');
-  t.strictSame(m.spec, { source: v1.reference, generation: 1, commit: m.generation.oid }, 'spec: the tracked source and the current generation');
+  t.strictSame(m.spec, { source: v1.reference, generation: 1, commit: m.generation.commit }, 'spec: the tracked source and the current generation');
   t.notOk(m.status.booted, 'not booted by a mosctl initrd: no booted entry');
   t.equal(m.status.rebootRequired, false);
   t.match(target(m, 'data'), { installed: { version: '1.0.0' }, apply: 'activate' }, 'data is installed, nothing runs it');
@@ -44,7 +44,7 @@ t.test('status: booted, staged, rollback; installed against running; what it tak
   await activate({ root, target: 'data' });
   m = await statusModel(root);
   conforms(m, 'booted');
-  t.strictSame(m.status.booted, { generation: 1, commit: m.generation.oid }, 'booted: generation 1');
+  t.strictSame(m.status.booted, { generation: 1, commit: m.generation.commit }, 'booted: generation 1');
   t.notOk(m.status.staged, 'nothing staged');
   t.match(target(m, 'hostfs'), { running: { version: '1.0.0', digest: images.digests['hostfs-1.0'] }, apply: 'none' });
   t.match(target(m, 'data'), { running: { version: '1.0.0', digest: images.digests['data-1.0'] }, apply: 'none' });
@@ -54,7 +54,7 @@ t.test('status: booted, staged, rollback; installed against running; what it tak
   m = await statusModel(root);
   conforms(m, 'updated');
   t.strictSame(m.status.booted, { generation: 1, commit: m.status.booted!.commit }, 'still booted from generation 1');
-  t.match(m.status.staged, { generation: 2, commit: m.generation.oid }, 'generation 2 is staged');
+  t.match(m.status.staged, { generation: 2, commit: m.generation.commit }, 'generation 2 is staged');
   t.match(m.status.rollback, { generation: 1 }, 'a rollback goes to generation 1');
   t.equal(m.status.rebootRequired, true, 'the new hostfs needs a reboot');
   t.match(target(m, 'hostfs'), { installed: { version: '1.1.0' }, running: { version: '1.0.0' }, apply: 'reboot' });

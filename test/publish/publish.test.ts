@@ -59,7 +59,7 @@ t.test('publish to docker-registry, read back with curl, skopeo and openssl', { 
   // install.json: the exact compact bytes, what was signed.
   const installJson = await curl(`${base}/machine/install/blobs/${manifest.layers[0]!.digest}`);
   t.equal(installJson.toString(), expectedInstallJson(images), 'install.json is mos compact form');
-  t.equal(createHash('sha256').update(installJson).digest('hex'), res.installSha);
+  t.equal(createHash('sha256').update(installJson).digest('hex'), res.manifest);
 
   // Referrers through the sha256-<hex> fallback tag (distribution 2.8 has no referrers API).
   const index = await curlJson<ImageIndex>(`${base}/machine/install/manifests/${fallbackTag(res.digest)}`, OCI_INDEX);
