@@ -43,16 +43,21 @@ export function register(program: Command): void {
     );
 }
 
+/** CHANGE, TARGET, VERSION rows of an update or upgrade result. */
+export function changeRows(r: Pick<OperationUpdateResult, 'added' | 'changed' | 'removed'>): string[][] {
+  return [
+    ...r.added.map((a) => ['added', a.name, a.version]),
+    ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]),
+    ...r.removed.map((a) => ['removed', a.name, a.version]),
+  ];
+}
+
 export function updateText(r: OperationUpdateResult & { dryRun: boolean }): string {
   if (r.noop && r.mode !== 'download') {
     const repaired = r.repaired?.length ? `; fetched the incomplete images of ${r.repaired.join(', ')} again (${r.blobBytes} bytes)` : '';
     return `already up to date (generation ${r.generation})${repaired}`;
   }
-  const rows = [
-    ...r.added.map((n) => ['added', n, '']),
-    ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]),
-    ...r.removed.map((n) => ['removed', n, '']),
-  ];
+  const rows = changeRows(r);
   const head = r.dryRun
     ? `would update (dry run; nothing written): ${r.bytesToFetch} bytes to fetch, ${r.checks.diskSpace.free} free`
     : r.mode === 'download'

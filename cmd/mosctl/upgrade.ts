@@ -4,7 +4,7 @@ import { table } from '../shared/format.js';
 import { action } from '../shared/run.js';
 import { sourceAccess, sourceOptions, type SourceFlags } from './install.js';
 import { machine } from './load.js';
-import { updateText } from './update.js';
+import { changeRows, updateText } from './update.js';
 
 const modeOption = () =>
   new Option('--mode <mode>', 'download: fetch and verify only; stage: also commit the generation (next boot); apply: also restart live targets')
@@ -23,7 +23,7 @@ export function register(program: Command): void {
         const r = await (await machine()).upgrade({ root: ctx.globals.root, ...sourceAccess(o), allowDowngrade: o.allowDowngrade, check: o.check, mode: o.mode, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
         if (!o.check) return { result: r, text: `${r.source}:\n${updateText(r)}` };
         if (!r.available) return { result: r, text: `up to date with ${r.source} (generation ${r.generation})` };
-        const rows = [...r.added.map((n) => ['added', n, '']), ...r.changed.map((c) => ['changed', c.name, `${c.from} -> ${c.to}`]), ...r.removed.map((n) => ['removed', n, ''])];
+        const rows = changeRows(r);
         const text = [`update available: ${r.source} names manifest ${r.manifest.slice(0, 12)}; ${r.bytesToFetch} bytes to fetch${r.rebootRequired ? '; hostfs changes (reboot)' : ''}`, table(['CHANGE', 'TARGET', 'VERSION'], rows)].join('\n');
         return { result: r, text, failure: 'UPDATE_AVAILABLE' };
       }),

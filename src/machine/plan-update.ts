@@ -9,14 +9,21 @@ export interface PlannedEntry {
   readonly sha: string;
 }
 
-/** What an update would do; `--dry-run` prints this and writes nothing. */
+/** A target an update adds, removes or keeps: its name, version and image digest. */
+export interface TargetRef {
+  readonly name: string;
+  readonly version: string;
+  readonly digest: string;
+}
+
+/** What an update would do; `--dry-run` prints this and writes nothing. Every list holds target objects with `name`. */
 export interface UpdatePlan {
   readonly entries: readonly PlannedEntry[];
   readonly storage: readonly StorageItem[];
-  readonly added: readonly string[];
+  readonly added: readonly TargetRef[];
   readonly changed: readonly { readonly name: string; readonly from: string; readonly to: string; readonly digest: string }[];
-  readonly removed: readonly string[];
-  readonly unchanged: readonly string[];
+  readonly removed: readonly TargetRef[];
+  readonly unchanged: readonly TargetRef[];
   /** True when the new generation would equal the current one (same targets from the same manifests). */
   readonly noop: boolean;
 }
@@ -65,18 +72,19 @@ export function planUpdate(current: LoadedSystem, incoming: InstallManifest, opt
     const labels = new Set((inc.storage ?? []).map((s) => s.label));
     storage = [...(current.sys.storage ?? []).filter((s) => !labels.has(s.label)), ...(inc.storage ?? [])];
   }
-  const added: string[] = [];
+  const ref = (t: InstallTarget): TargetRef => ({ name: t.service_name, version: t.version, digest: t.digest });
+  const added: TargetRef[] = [];
   const changed: { name: string; from: string; to: string; digest: string }[] = [];
-  const unchanged: string[] = [];
+  const unchanged: TargetRef[] = [];
   for (const e of entries) {
     const before = old.get(e.target.service_name);
-    if (!before) added.push(e.target.service_name);
+    if (!before) added.push(ref(e.target));
     else if (before.target.digest !== e.target.digest || before.target.version !== e.target.version) {
       changed.push({ name: e.target.service_name, from: before.target.version, to: e.target.version, digest: e.target.digest });
-    } else unchanged.push(e.target.service_name);
+    } else unchanged.push(ref(e.target));
   }
   const names = new Set(entries.map((e) => e.target.service_name));
-  const removed = current.targets.map((t) => t.target.service_name).filter((n) => !names.has(n));
+  const removed = current.targets.filter((t) => !names.has(t.target.service_name)).map((t) => ref(t.target));
   const sameShas = entries.every((e) => old.get(e.target.service_name)?.sha === e.sha) && entries.length === current.targets.length;
   const sameStorage = JSON.stringify(storage) === JSON.stringify(current.sys.storage ?? []);
   return { entries, storage, added, changed, removed, unchanged, noop: sameShas && sameStorage && added.length === 0 && removed.length === 0 };

@@ -127,7 +127,7 @@ export async function update(opts: UpdateOptions): Promise<UpdateResult> {
   const { entries, storage, ...summary } = plan;
   const newTargets = entries.filter((e) => e.sha === incoming.sha).map((e) => e.target);
   const hostfsNames = new Set([...current.targets.map((t) => t.target), ...newTargets].filter((t) => t.service_type === 'hostfs').map((t) => t.service_name));
-  const hostfsTouched = [...plan.added, ...plan.removed, ...plan.changed.map((c) => c.name)].filter((n) => hostfsNames.has(n));
+  const hostfsTouched = [...plan.added, ...plan.removed, ...plan.changed].map((c) => c.name).filter((n) => hostfsNames.has(n));
   opts.authorize?.(plan, incoming, { hostfs: hostfsTouched });
   const needs = plan.noop && mode === 'stage' ? [] : (await measurePull({ root: opts.root, targets: newTargets, fetched, ...pass(opts), log })).filter((n) => n.bytes > 0);
   const bytesToFetch = needs.reduce((n, x) => n + x.bytes, 0);
@@ -215,9 +215,9 @@ async function freeBytes(dir: string): Promise<number> {
 
 function updateMessage(product: string, sha: string, plan: UpdatePlan): string {
   const parts = [
-    plan.added.length ? `added ${plan.added.join(', ')}` : '',
+    plan.added.length ? `added ${plan.added.map((a) => a.name).join(', ')}` : '',
     plan.changed.length ? `changed ${plan.changed.map((c) => `${c.name} ${c.from} -> ${c.to}`).join(', ')}` : '',
-    plan.removed.length ? `removed ${plan.removed.join(', ')}` : '',
+    plan.removed.length ? `removed ${plan.removed.map((a) => a.name).join(', ')}` : '',
   ].filter(Boolean);
   return `Update ${product} to ${sha.slice(0, 12)}${parts.length ? ': ' + parts.join('; ') : ''}`;
 }
