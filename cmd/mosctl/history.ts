@@ -13,10 +13,11 @@ export function register(program: Command): void {
     .action(
       action(async (ctx) => {
         const remote = ctx.globals.remote;
+        // The same document as GET /v1/generations: { generations: [...] }, oldest first.
         const result = remote
-          ? (await withClient(remote, (c) => c.call<{ generations: HistoryEntry[] }>('GET', '/v1/generations'))).generations
-          : await (await machine()).history({ root: ctx.globals.root });
-        return { result, text: historyText(result) };
+          ? await withClient(remote, (c) => c.call<{ generations: HistoryEntry[] }>('GET', '/v1/generations'))
+          : { generations: await (await machine()).history({ root: ctx.globals.root }) };
+        return { result, text: historyText(result.generations) };
       }, { remote: true }),
     );
 }

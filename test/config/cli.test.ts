@@ -75,10 +75,10 @@ t.test('mosctl status and history, human and --json', { skip }, async (t) => {
 
   const h = await runCli('mosctl', ['--json', 'history', '--root', root]);
   t.equal(h.code, 0, h.stderr);
-  t.match(h.json, [
+  t.match(h.json, { generations: [
     { number: 1, message: 'Initial commit', current: false, product: 'de6c82c5-2e01-4c92-949b-a6545d30fc06', targets: [{ name: 'hostfs', digest: D1 }, { name: 'web', digest: D1 }] },
     { number: 2, message: 'System upgrade', current: true, targets: [{ name: 'hostfs', digest: D1 }, { name: 'web', version: '1.1.0', digest: D2 }] },
-  ]);
+  ] }, 'the document GET /v1/generations returns');
   const hh = await runCli('mosctl', ['history', '--root', root]);
   t.match(hh.stdout, /^GEN +COMMIT +TIME +BOOT +MESSAGE +TARGETS\n1 +[0-9a-f]{12} +2024-05-06 07:08:09Z +- +Initial commit +hostfs@sha256:111111111111 web@sha256:111111111111\n2\* /, "a system with no boot-assessment record shows - in BOOT");
 });
@@ -104,7 +104,7 @@ t.test('not installed, unknown generation, corrupt generation: clear errors and 
   t.match(c.stderr, /generation 3: target "ghost": is not defined in [0-9a-f]{64}\.json/);
   const h = await runCli('mosctl', ['--json', 'history', '--root', root]);
   t.equal(h.code, 0, 'history still lists every generation');
-  t.match(h.json, [{ number: 1 }, { number: 2 }, { number: 3, problem: /ghost/ }]);
+  t.match(h.json, { generations: [{ number: 1 }, { number: 2 }, { number: 3, problem: /ghost/ }] });
 
   // A <sha>.json whose bytes do not hash to its name.
   const files = generationFiles(installFile(D2, '1.3.0'));

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { cliDocumentSchema, schemaErrors } from './schema.js';
+import { cliDocumentSchema, commandSchema, namingProblems, schemaErrors } from './schema.js';
 
 const top = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -77,9 +77,12 @@ export function runCli(
           json = undefined;
         }
         // Every --json document of a kind the OpenAPI file describes (errors, status) must follow it.
-        const schema = cliDocumentSchema(json);
+        const schema = cliDocumentSchema(json) ?? (code === 0 ? commandSchema(args) : undefined);
         const problems = schema !== undefined ? schemaErrors(schema, json) : [];
         if (problems.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json output does not follow the ${schema} schema: ${problems.join('; ')}`));
+        // And every document, with a schema or not, follows the naming convention.
+        const names = namingProblems(json);
+        if (names.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json keys break the naming convention (README "JSON output"): ${names.slice(0, 10).join(', ')}`));
       }
       resolve({ code: code ?? 128, stdout, stderr, json });
     });

@@ -24,3 +24,29 @@ export function cliDocumentSchema(doc: unknown): string | undefined {
   if (d['apiVersion'] === 'mosctl/v1' && d['kind'] === 'Status') return 'Status';
   return undefined;
 }
+
+/** Keys copied from mos's install manifest (manifest.yaml, install.json), spelled as there. */
+const MANIFEST_KEYS = new Set(['service_name', 'service_type', 'update_type', 'nsgroup', 'network', 'ports', 'storage', 'host', 'container']);
+/** Keys whose value is someone else's document or a map of names: their keys are data, not ours. */
+const FOREIGN = new Set(['annotations', 'labels', 'config', 'imageConfig', 'manifestJson', 'document']);
+
+/**
+ * The JSON naming convention of README "JSON output", checked on a whole document: every key of ours is
+ * camelCase; keys copied from the install manifest keep its spelling. Returns the offending paths.
+ */
+export function namingProblems(doc: unknown, path = ''): string[] {
+  if (Array.isArray(doc)) return doc.flatMap((v, i) => namingProblems(v, `${path}[${i}]`));
+  if (doc === null || typeof doc !== 'object') return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    if (!/^[a-z][a-zA-Z0-9]*$/.test(k) && !MANIFEST_KEYS.has(k)) out.push(`${path}.${k}`);
+    if (!FOREIGN.has(k)) out.push(...namingProblems(v, `${path}.${k}`));
+  }
+  return out;
+}
+
+/** The schema of a CLI command's --json document where the OpenAPI file has one (the remote commands). */
+export function commandSchema(args: readonly string[]): string | undefined {
+  const cmd = args.find((a) => ['history', 'audit', 'pin', 'unpin'].includes(a));
+  return cmd === 'history' ? 'Generations' : cmd === 'audit' ? 'AuditList' : cmd === 'pin' || cmd === 'unpin' ? 'PinResult' : undefined;
+}
