@@ -42,9 +42,11 @@ export function register(program: Command): void {
   program
     .command('mark-good')
     .description('bless the current generation now: it becomes the one a failed boot falls back to')
+    .option('--dry-run', 'say what would be blessed; write nothing', false)
     .action(
-      action(async (ctx) => {
-        const r: BootStatus = await (await machine()).markGood(ctx.globals.root, { by: 'mosctl mark-good' });
+      action(async (ctx, o: { dryRun: boolean }) => {
+        const r: BootStatus = await (await machine()).markGood(ctx.globals.root, { by: 'mosctl mark-good', dryRun: o.dryRun });
+        if (o.dryRun) return { result: { ...r, dryRun: true }, text: `generation ${r.generation} would be marked good (dry run; nothing written)\n${bootText(r)}` };
         return { result: r, text: `generation ${r.generation} is good\n${bootText(r)}` };
       }),
     );
@@ -53,9 +55,14 @@ export function register(program: Command): void {
     .description('give the current trial generation no more tries: the next boot falls back to the good one')
     .option('--reason <text>', 'why (recorded with the failure)')
     .option('--reboot', 'reboot now (systemctl reboot)', false)
+    .option('--dry-run', 'check it could be marked bad and say where the next boot would go; write nothing, no reboot', false)
     .action(
-      action(async (ctx, o: { reason?: string; reboot: boolean }) => {
+      action(async (ctx, o: { reason?: string; reboot: boolean; dryRun: boolean }) => {
         const m = await machine();
+        if (o.dryRun) {
+          const d: BootStatus = await m.markBad(ctx.globals.root, { dryRun: true });
+          return { result: { ...d, dryRun: true }, text: `generation ${d.generation} would be marked bad: the next boot would fall back to generation ${d.good?.generation ?? '?'} (dry run; nothing written)` };
+        }
         const r: BootStatus = await m.markBad(ctx.globals.root, { by: 'mosctl mark-bad', ...(o.reason !== undefined ? { reason: o.reason.slice(0, 500) } : {}) });
         if (o.reboot) await m.rebootHost();
         return { result: r, text: `generation ${r.generation} is marked bad: the next boot falls back to generation ${r.good?.generation ?? '?'}${o.reboot ? ' (rebooting)' : ''}\n${bootText(r)}` };

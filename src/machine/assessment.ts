@@ -84,7 +84,8 @@ export async function bootStatus(root: string, opts: { events?: number } = {}): 
 }
 
 /** `mosctl mark-good`: an operator blesses the current generation (no window, no checks). */
-export async function markGood(root: string, opts: { by?: string; now?: Date } = {}): Promise<BootStatus> {
+export async function markGood(root: string, opts: { by?: string; now?: Date; dryRun?: boolean } = {}): Promise<BootStatus> {
+  if (opts.dryRun) return bootStatus(root); // nothing to refuse: any current generation can be blessed
   {
     await using _lock = await lockConfig(root, { wait: true, timeoutMs: 30_000 });
     const head = await currentGeneration({ root });
@@ -103,9 +104,9 @@ export async function markGood(root: string, opts: { by?: string; now?: Date } =
  * `mosctl mark-bad [--reason R]`: the current trial generation gets no more tries; the next boot falls
  * back to the good one (`--reboot` to do it now). A good generation is not marked bad: roll back instead.
  */
-export async function markBad(root: string, opts: { reason?: string; by?: string; now?: Date } = {}): Promise<BootStatus> {
+export async function markBad(root: string, opts: { reason?: string; by?: string; now?: Date; dryRun?: boolean } = {}): Promise<BootStatus> {
   {
-    await using _lock = await lockConfig(root, { wait: true, timeoutMs: 30_000 });
+    await using _lock = opts.dryRun ? undefined : await lockConfig(root, { wait: true, timeoutMs: 30_000 });
     const head = await currentGeneration({ root });
     const state = await readBootState(root);
     const at = { generation: head.number, commit: head.oid };
@@ -118,6 +119,7 @@ export async function markBad(root: string, opts: { reason?: string; by?: string
       });
     }
     const trial = trialOf(state, at);
+    if (opts.dryRun) return bootStatus(root); // the refusals above are the dry run's checks
     const clock = await bootClock();
     const time = (opts.now ?? new Date()).toISOString();
     const reason = opts.reason ?? `marked bad by ${opts.by ?? 'operator'}`;

@@ -23,21 +23,24 @@ export interface PinResult {
   readonly pinned: boolean;
   /** Every pinned generation after the change, oldest first. */
   readonly pins: readonly number[];
+  /** A dry run: `pins` is what the change would make; nothing was written. */
+  readonly dryRun?: true;
 }
 
 /**
  * `mosctl pin N` / `unpin N`: marks a generation whose images `gc --keep` must keep (a known-good
  * release to fall back to). Pins are commit ids, so they survive later commits; under the writer lock.
  */
-export async function setPin(opts: { readonly root: string; readonly ref: number | string; readonly pinned: boolean; readonly log?: Logger }): Promise<PinResult> {
+export async function setPin(opts: { readonly root: string; readonly ref: number | string; readonly pinned: boolean; readonly dryRun?: boolean; readonly log?: Logger }): Promise<PinResult> {
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
-  await using _lock = await lockConfig(opts.root, opts.log ? { log: opts.log } : {});
+  await using _lock = opts.dryRun ? undefined : await lockConfig(opts.root, opts.log ? { log: opts.log } : {});
   const gen = await readGeneration({ root: opts.root, ref: opts.ref });
   const pins = await readPins(opts.root);
   if (opts.pinned) pins.add(gen.oid);
   else pins.delete(gen.oid);
   const history = await listHistory({ root: opts.root });
   const kept = history.filter((g) => pins.has(g.oid));
+  if (opts.dryRun) return { generation: gen.number, commit: gen.oid, pinned: opts.pinned, pins: kept.map((g) => g.number), dryRun: true };
   // Only pins of generations that exist are written back (a pin never outlives its commit).
   await writeFileAtomic(systemPaths(opts.root).pinsFile, JSON.stringify({ pinned: kept.map((g) => g.oid) }, null, 2) + '\n');
   return { generation: gen.number, commit: gen.oid, pinned: opts.pinned, pins: kept.map((g) => g.number) };

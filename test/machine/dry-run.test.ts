@@ -59,6 +59,18 @@ t.test('dry runs write nothing', { skip }, async (t) => {
   t.same([...treeHash(root)], before, 'nothing under the root changed: no mount point, store, volume or record');
   t.same(mountsUnder(root), [], 'nothing mounted');
 
+  // pin, unpin, mark-good, mark-bad: what they would record, nothing written.
+  const pinDry = await mosctl('--json', 'pin', '1', '--dry-run');
+  t.equal(pinDry.code, 0, pinDry.stderr);
+  t.match(pinDry.json, { generation: 1, pinned: true, pins: [1], dryRun: true });
+  t.match((await mosctl('unpin', '1', '--dry-run')).stdout, /^generation 1 \([0-9a-f]{12}\) would be unpinned; pinned then: none \(dry run; nothing written\)$/m);
+  t.equal((await mosctl('pin', '9', '--dry-run')).code, 6, 'a generation that does not exist: refused as pin refuses it');
+  t.match((await mosctl('mark-good', '--dry-run')).stdout, /^generation 2 would be marked good \(dry run; nothing written\)$/m);
+  const bad = await mosctl('mark-bad', '--dry-run');
+  t.equal(bad.code, 0, bad.stderr);
+  t.match(bad.stdout, /^generation 2 would be marked bad: the next boot would fall back to generation 1 \(dry run; nothing written\)$/m);
+  t.same([...treeHash(root)], before, 'still nothing changed');
+
   t.equal((await mosctl('activate', '-t', 'data')).code, 0);
   t.teardown(() => mosctl('deactivate', '-t', 'data'));
   const again = await mosctl('activate', '-t', 'data', '--dry-run');
