@@ -127,7 +127,7 @@ export function action<A extends unknown[]>(
     try {
       const out = await fn({ globals, log, onProgress: progress.onProgress, signal: abort.signal }, ...(args.slice(0, -1) as A));
       progress.stop();
-      if (globals.json) process.stdout.write(JSON.stringify(out.result, null, 2) + '\n');
+      if (globals.json) process.stdout.write(JSON.stringify(versioned(out.result, cmd), null, 2) + '\n');
       else if (out.text) process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
       if (out.failure !== undefined) process.exitCode = exitCodeOf(out.failure);
       if (caught !== undefined) log.info(`${caught} came after the point of no return: the command completed`);
@@ -145,6 +145,22 @@ export function action<A extends unknown[]>(
       process.off('SIGTERM', onSignal);
     }
   };
+}
+
+/** The version of every --json document (README "JSON output"); the upgrade API's bodies are versioned by openapi.json. */
+export const API_VERSION = 'mosctl/v1';
+
+/**
+ * A command's result as its --json document: an object gets `apiVersion` and `kind` first (the command
+ * path in PascalCase plus `Result`, e.g. `ImageCopyResult`), unless it carries its own (the status
+ * model). Anything else (never the case today) is printed as it is.
+ */
+export function versioned(result: unknown, cmd: Command): unknown {
+  if (result === null || typeof result !== 'object' || Array.isArray(result) || 'apiVersion' in result) return result;
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  const kind = `${names.map((n) => n.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')).join('')}Result`;
+  return { apiVersion: API_VERSION, kind, ...result };
 }
 
 /** `mosctl` or `mosb`: the name of the program a subcommand belongs to. */

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MosError, describeSystemError } from '../base/index.js';
 import { exists, fsyncDir, readFileLimited, writeFileAtomic } from '../host/index.js';
-import { MAX_PEM_BYTES } from '../trust/constants.js';
-import { issueCa, issueLeaf } from '../trust/index.js';
+import { MAX_PEM_BYTES, issueCa, issueLeaf } from '../trust/index.js';
 
 /** Files of a keyset's manifest CA. */
 export interface KeysetPaths {

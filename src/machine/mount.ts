@@ -2,7 +2,7 @@ import { MosError, isMosError, isTargetName, type Logger, type OnProgress } from
 import { describePlan, mountImage, unmountImage, type MountedLayer, type UnmountImageResult } from '../atomfs/index.js';
 import { currentGeneration, lockConfig } from '../config/index.js';
 import { armWatchdog, chooseBootGeneration, failTrialNow, writeBootedRecord, type BootChoice } from './boot-choice.js';
-import { exists } from '../host/index.js';
+import { exists, mountAt, readMountInfo } from '../host/index.js';
 import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
 import { openLayout, type RegistryAccess } from '../oci/index.js';
 import { fetchInstall } from './fetch-install.js';
@@ -141,7 +141,7 @@ async function bootMount(root: string, opts: Omit<MountTargetOptions, 'target'>,
  * (`<root>/mnt/mos/<target>`, where `mount -t T` put it), releasing unused layers and writable dirs.
  * Idempotent. USAGE when neither or both are given.
  */
-export async function umountTarget(opts: { root: string; dest?: string; target?: string; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult> {
+export async function umountTarget(opts: { root: string; dest?: string; target?: string; dryRun?: boolean; log?: Logger; signal?: AbortSignal }): Promise<UnmountImageResult & { readonly dryRun?: true }> {
   if ((opts.dest === undefined) === (opts.target === undefined)) {
     throw new MosError({ code: 'USAGE', message: 'name the mount by --dest DIR or by -t TARGET (one of them)', hint: 'mosctl umount -t hostfs' });
   }
@@ -149,8 +149,11 @@ export async function umountTarget(opts: { root: string; dest?: string; target?:
     throw new MosError({ code: 'USAGE', subject: '-t', message: `${JSON.stringify(opts.target)} is not a target name` });
   }
   const root = await realRoot(opts.root);
+  const dest = await realDest(opts.dest ?? targetPaths(root, opts.target!).mountDest);
+  // A dry run: whether something is mounted there (what unmount would take down); nothing released.
+  if (opts.dryRun) return { dest, unmounted: mountAt(await readMountInfo(), dest) !== undefined, releasedLayers: [], removedDirs: [], dryRun: true };
   return unmountImage({
-    dest: await realDest(opts.dest ?? targetPaths(root, opts.target!).mountDest),
+    dest,
     scratchDir: systemPaths(root).scratch,
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

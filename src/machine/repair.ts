@@ -1,11 +1,11 @@
 import { chmod, rm } from 'node:fs/promises';
 import { isMosError, silentLogger, type Digest, type Logger } from '../base/index.js';
 import { currentGeneration, lockConfig, readGeneration } from '../config/index.js';
-import { fsck, type RegistryAccess } from '../oci/index.js';
+import { fsck, parseImageManifest, type RegistryAccess } from '../oci/index.js';
 import { fetchInstall } from './fetch-install.js';
 import { loadSystem } from './load-system.js';
-import { pullTargets } from './pull-targets.js';
-import { incompleteImages, openStore } from './store.js';
+import { measurePull, pullTargets } from './pull-targets.js';
+import { incompleteImages, openExistingStore, openStore, targetDescriptor } from './store.js';
 import { readManifestSources, readTracked } from './tracked.js';
 import { installVerifier, loadAnchors } from './trust-policy.js';
 import { parseInstallManifest, type InstallTarget } from '../manifest/index.js';
@@ -15,6 +15,8 @@ export interface RepairOptions extends RegistryAccess {
   /** Fetch from here instead of where each manifest came from (a mirror, a USB stick). */
   readonly source?: string;
   readonly capath?: string;
+  /** Say what would be removed and fetched (each source is still checked); remove and fetch nothing. */
+  readonly dryRun?: boolean;
   readonly now?: Date;
   readonly log?: Logger;
 }
@@ -27,6 +29,8 @@ export interface RepairResult {
   /** Targets that could not be repaired, and why. */
   readonly unrepaired: readonly { readonly target: string; readonly reason: string }[];
   readonly blobBytes: number;
+  /** A dry run: `removedCorrupt` and `repaired` say what would be removed and fetched, `blobBytes` how much. */
+  readonly dryRun?: true;
 }
 
 /**
@@ -39,10 +43,12 @@ export async function repairStore(opts: RepairOptions): Promise<RepairResult> {
   const log = opts.log ?? silentLogger;
   const now = opts.now ?? new Date();
   await currentGeneration({ root: opts.root }); // CONFIG_NOT_INSTALLED before the lock creates config/
-  await using _lock = await lockConfig(opts.root, { log });
-  const store = await openStore(opts.root, log);
-  const check = await fsck(store, { log, clean: true });
-  for (const d of check.corrupt) {
+  await using _lock = opts.dryRun ? undefined : await lockConfig(opts.root, { log });
+  const existing = await openExistingStore(opts.root, log);
+  const store = existing ?? (opts.dryRun ? undefined : await openStore(opts.root, log));
+  if (!store) return { removedCorrupt: [], repaired: [], unrepaired: [{ target: '*', reason: 'the image store is missing: run mosctl update again with the same source' }], blobBytes: 0, dryRun: true };
+  const check = await fsck(store, { log, clean: !opts.dryRun });
+  for (const d of opts.dryRun ? [] : check.corrupt) {
     const p = store.blobPath(d);
     await chmod(p, 0o600).catch(() => {});
     await rm(p, { force: true });
@@ -50,7 +56,7 @@ export async function repairStore(opts: RepairOptions): Promise<RepairResult> {
   }
   const anchors = await loadAnchors(opts.root, opts.capath);
   const sys = await loadSystem(await readGeneration({ root: opts.root }), { verify: installVerifier(anchors, now) });
-  const broken = new Set((await incompleteImages(store, sys.targets.map((t) => t.target))).map((t) => t.service_name));
+  const broken = new Set((await incompleteImages(store, sys.targets.map((t) => t.target), new Set(check.corrupt))).map((t) => t.service_name));
   const bySha = new Map<string, InstallTarget[]>();
   for (const t of sys.targets) if (broken.has(t.target.service_name)) bySha.set(t.manifest.sha, [...(bySha.get(t.manifest.sha) ?? []), t.target]);
   const recorded = await readManifestSources(opts.root);
@@ -72,6 +78,21 @@ export async function repairStore(opts: RepairOptions): Promise<RepairResult> {
         fail(`${source} now names install manifest ${got.slice(0, 12)}, not ${sha.slice(0, 12)}`);
         continue;
       }
+      if (opts.dryRun) {
+        const corrupt = new Set<string>(check.corrupt);
+        const needs = await measurePull({ root: opts.root, targets, fetched, force: true, log });
+        // A corrupt blob is present now, but the real run removes it first and fetches it again.
+        blobBytes += needs.reduce((n, x) => n + x.bytes, 0);
+        for (const t of targets) {
+          const desc = targetDescriptor(t);
+          if (corrupt.has(desc.digest)) blobBytes += desc.size;
+          // The image manifest as the source serves it (checked against the signed digest).
+          const img = parseImageManifest(await fetched.imageSource(t.digest).store.fetchBytes(desc), `target ${t.service_name}`);
+          for (const d of [img.config, ...img.layers]) if (corrupt.has(d.digest)) blobBytes += d.size;
+        }
+        repaired.push(...targets.map((t) => ({ target: t.service_name, source })));
+        continue;
+      }
       const r = await pullTargets({ root: opts.root, targets, fetched, force: true, log });
       blobBytes += r.blobBytes;
       repaired.push(...targets.map((t) => ({ target: t.service_name, source })));
@@ -80,5 +101,5 @@ export async function repairStore(opts: RepairOptions): Promise<RepairResult> {
       fail(`${e.subject ? e.subject + ': ' : ''}${e.message}`);
     }
   }
-  return { removedCorrupt: check.corrupt, repaired, unrepaired, blobBytes };
+  return { removedCorrupt: check.corrupt, repaired, unrepaired, blobBytes, ...(opts.dryRun ? { dryRun: true as const } : {}) };
 }

@@ -51,17 +51,18 @@ export function checkSquashfsImage(bytes: Uint8Array, target: InstallTarget): Im
 }
 
 /** Targets whose image is not complete in the store (manifest, config and every layer present). */
-export async function incompleteImages(store: LayoutStore, targets: readonly InstallTarget[]): Promise<InstallTarget[]> {
+export async function incompleteImages(store: LayoutStore, targets: readonly InstallTarget[], gone: ReadonlySet<string> = new Set()): Promise<InstallTarget[]> {
   const out: InstallTarget[] = [];
   for (const t of targets) {
     const desc = targetDescriptor(t);
-    if (!(await hasImage(store, desc))) {
+    // `gone`: blobs counted as absent (a repair's dry run: the corrupt ones it would remove).
+    if (gone.has(desc.digest) || !(await hasImage(store, desc))) {
       out.push(t);
       continue;
     }
     const m = parseImageManifest(await store.fetchBytes(desc), `target ${t.service_name}`);
     for (const d of [m.config, ...m.layers]) {
-      if (!(await store.exists(d))) {
+      if (gone.has(d.digest) || !(await store.exists(d))) {
         out.push(t);
         break;
       }

@@ -78,6 +78,13 @@ t.test('dry runs write nothing', { skip }, async (t) => {
   const de = await mosctl('deactivate', '-t', 'data', '--dry-run');
   t.match(de.stdout, /^data: would unmount its root \(dry run; nothing changed\)$/m);
   t.equal(mountsUnder(root).length > 0, true, 'still mounted after the dry run');
+  // umount --dry-run of a live-CD style mount (mount -t at mnt/mos/T): says it would unmount, leaves it.
+  t.equal((await mosctl('mount', '-t', 'data', '--readonly')).code, 0);
+  t.teardown(() => mosctl('umount', '-t', 'data'));
+  const um = await mosctl('umount', '-t', 'data', '--dry-run');
+  t.match(um.stdout, /^would unmount .*mnt\/mos\/data \(dry run; nothing changed\)$/m);
+  t.ok(mountsUnder(root).some((m) => m.endsWith('/mnt/mos/data')), 'still mounted after the dry run');
+  t.equal((await mosctl('umount', '-t', 'data')).code, 0);
   const remote = await runCli('mosctl', ['--server', 'https://127.0.0.1:9', '--cert', pki.leafCert, '--key', pki.leafKey, '--ca', pki.caCert, 'activate', '-t', 'data', '--dry-run']);
   t.equal(remote.code, 2, 'no remote dry run of activate');
 });

@@ -8,6 +8,7 @@ import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } fr
 import { currentGeneration } from '../../src/config/index.js';
 import { install, readTracked, update } from '../../src/machine/index.js';
 import { parseImageManifest } from '../../src/oci/index.js';
+import { treeHash } from '../support/tree.js';
 
 // The upgrade workflow (operator issue, findings 4 and 9): install and complete updates record the
 // source; `upgrade --check` re-resolves it (exit 100 when an update exists, with its size) and writes
@@ -99,6 +100,13 @@ t.test('upgrade, switch and repair by update', { skip }, async (t) => {
     const found = await mosctl('fsck', '--skip-signatures');
     t.equal(found.code, 5, 'fsck finds it');
     t.match(found.stdout, new RegExp(`${manifest.layers[0]!.digest.slice(7, 19)}`));
+    // The dry run: what would be removed and fetched (the source is checked), nothing changed.
+    const before = [...treeHash(root)];
+    const dry = await mosctl('fsck', '--repair', '--dry-run');
+    t.equal(dry.code, 5, 'the damage is still a finding');
+    t.match(dry.stdout, new RegExp(`^would remove corrupt blob ${manifest.layers[0]!.digest}\nwould repair hostfs from oci:.*:beta\nwould fetch (\\d+) blob bytes \\(dry run; nothing changed\\)\n`));
+    t.ok(Number(/would fetch (\d+)/.exec(dry.stdout)?.[1]) >= manifest.layers[0]!.size, 'the corrupt layer counts in what would be fetched');
+    t.same([...treeHash(root)], before, 'the dry run changed nothing (the corrupt blob is still there)');
     const wrong = await mosctl('fsck', '--repair', '--source', `${repo}:stable`);
     t.equal(wrong.code, 5, 'a source naming another manifest is not used');
     t.match(wrong.stdout, /could not repair hostfs: .*:stable now names install manifest [0-9a-f]{12}, not [0-9a-f]{12}/);

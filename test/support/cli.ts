@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { cliDocumentSchema, commandSchema, namingProblems, schemaErrors } from './schema.js';
+import { apiBody, cliDocumentSchema, commandSchema, namingProblems, schemaErrors } from './schema.js';
 
 const top = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -78,8 +78,13 @@ export function runCli(
         }
         // Every --json document of a kind the OpenAPI file describes (errors, status) must follow it.
         const schema = cliDocumentSchema(json) ?? (code === 0 ? commandSchema(args) : undefined);
-        const problems = schema !== undefined ? schemaErrors(schema, json) : [];
-        if (problems.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json output does not follow the ${schema} schema: ${problems.join('; ')}`));
+        const problems = schema !== undefined ? schemaErrors(schema, schema === 'Status' || schema === 'Error' ? json : apiBody(json)) : [];
+        // Every result document is versioned.
+        if (code === 0 && json !== null && typeof json === 'object' && !Array.isArray(json) && !('error' in json)) {
+          const d = json as { apiVersion?: unknown; kind?: unknown };
+          if (d.apiVersion !== 'mosctl/v1' || typeof d.kind !== 'string') problems.push(`no apiVersion mosctl/v1 and kind (got ${JSON.stringify(d.apiVersion)}, ${JSON.stringify(d.kind)})`);
+        }
+        if (problems.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json output does not follow the ${schema ?? "versioned document"} schema: ${problems.join('; ')}`));
         // And every document, with a schema or not, follows the naming convention.
         const names = namingProblems(json);
         if (names.length > 0) return reject(new Error(`${name} ${args.join(' ')}: --json keys break the naming convention (README "JSON output"): ${names.slice(0, 10).join(', ')}`));

@@ -45,6 +45,13 @@ export function namingProblems(doc: unknown, path = ''): string[] {
   return out;
 }
 
+/** A CLI document without the envelope the CLI adds (`apiVersion`, `kind` of a command result), as the API sends it. */
+export function apiBody(doc: unknown): unknown {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return doc;
+  const { apiVersion: _v, kind, ...rest } = doc as Record<string, unknown>;
+  return typeof kind === 'string' && kind.endsWith('Result') ? rest : doc;
+}
+
 /** The schema of a CLI command's --json document where the OpenAPI file has one (the remote commands). */
 export function commandSchema(args: readonly string[]): string | undefined {
   const cmd = args.find((a) => ['history', 'audit', 'pin', 'unpin'].includes(a));

@@ -3,8 +3,10 @@ import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { MosError, describeSystemError } from '../../base/index.js';
 import { readFileLimited } from '../../host/index.js';
-import { MAX_PEM_BYTES } from '../../trust/constants.js';
 import type { ResolvedOptions } from './options.js';
+
+/** A registry CA bundle is a few KiB; 1 MiB (like every PEM input) refuses a mistaken or endless file. */
+const MAX_CA_FILE_BYTES = 1024 * 1024;
 
 /** undici, loaded on the first registry request (about 70 ms of start-up that layout-only runs skip). */
 const undici = () => import('undici');
@@ -93,7 +95,7 @@ async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
   for (const file of opts.caFiles) {
     let pem: string;
     try {
-      pem = (await readFileLimited(file, MAX_PEM_BYTES)).toString('utf8');
+      pem = (await readFileLimited(file, MAX_CA_FILE_BYTES)).toString('utf8');
     } catch (e) {
       if (e instanceof MosError) throw e;
       throw new MosError({ code: 'HOST_IO', subject: file, message: `cannot read registry CA file: ${describeSystemError(e)}`, cause: e });
