@@ -19,6 +19,7 @@ export interface RegistryFlags {
   readonly minRate?: string;
   readonly requestDeadline?: string;
   readonly retries?: string;
+  readonly registriesConf?: string;
 }
 
 /** Adds `--insecure-registry`, `--registry-ca` and `--authfile` (alias `--auth-file`) to `cmd`. */
@@ -28,6 +29,7 @@ export function registryOptions(cmd: Command): Command {
     .option('--registry-ca <file>', 'extra PEM CA certificate for registry TLS (repeatable)', collect)
     .option('--authfile <file>', 'registry credentials (default: $REGISTRY_AUTH_FILE, else the containers auth.json files, then ~/.docker/config.json)')
     .addOption(new Option('--auth-file <file>', 'alias of --authfile').hideHelp())
+    .option('--registries-conf <file>', 'mirrors and blocked registries, containers-registries.conf(5) (default: $CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf and .d/)')
     .option('--registry-timeout <seconds>', 'wait this long for a reply to start (default 30)')
     .option('--stall-timeout <seconds>', 'give up a transfer that moves no byte for this long (default 30)')
     .option('--min-rate <bytes/s>', 'give up a transfer slower than this over a minute, e.g. 512, 4K, 1M; 0 turns it off (default 1K)')
@@ -50,6 +52,7 @@ export interface RegistryAccess {
   readonly caFiles?: readonly string[];
   readonly authFile?: string;
   readonly limits?: RegistryLimits;
+  readonly registriesConf?: string;
 }
 
 /** The registry access options of the library calls, from the flags (USAGE naming a bad limit). */
@@ -66,6 +69,7 @@ export function registryAccess(f: RegistryFlags): RegistryAccess {
     ...(f.registryCa ? { caFiles: f.registryCa } : {}),
     ...(authFile !== undefined ? { authFile } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(f.registriesConf !== undefined ? { registriesConf: f.registriesConf } : {}),
   };
 }
 

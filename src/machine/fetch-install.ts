@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import {
-  MAX_MANIFEST_BYTES, OCI_MANIFEST, isManifestType, openReference, openRepository, parseImageManifest, repositoryOptions,
+  MAX_MANIFEST_BYTES, OCI_MANIFEST, firstThatWorks, isManifestType, openEndpoints, openMirrored, openReference, parseImageManifest, type Reference,
   type ContentStore, type Descriptor, type ImageManifest, type RegistryAccess,
 } from '../oci/index.js';
 import type { TrustAnchors, SignerInfo } from '../trust/index.js';
@@ -44,9 +44,18 @@ export async function fetchInstall(opts: FetchInstallOptions): Promise<FetchedIn
   if (opened.reference === undefined) {
     throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: opts.source, message: 'names no tag or digest', hint: 'add :TAG (e.g. host:5000/machine/install:1.0.0)' });
   }
+  const reference = opened.reference;
+  if (opened.ref.kind !== 'registry') return fetchFrom(opened.store, reference, opened.ref, opts);
+  // A registry: its mirrors in order (registries.conf; a tag only where the entry allows it), then itself.
+  const ref = opened.ref;
+  const endpoints = await openEndpoints(ref.host, ref.name, ref.digest !== undefined, opts);
+  const stores = new Map(endpoints.map((e) => [e.endpoint, e.store]));
+  return firstThatWorks([...stores.keys()], (e) => fetchFrom(stores.get(e)!, reference, ref, opts), opts.source);
+}
+
+async function fetchFrom(store: ContentStore, reference: string, source: Reference, opts: FetchInstallOptions): Promise<FetchedInstall> {
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
-  const store = opened.store;
-  const artifact = await store.resolve(opened.reference, t);
+  const artifact = await store.resolve(reference, t);
   const manifest = parseArtifact(await store.fetchBytes(artifact, t), opts.source);
   const layer = manifest.layers[0]!;
   if (layer.size > MAX_MANIFEST_BYTES) {
@@ -69,7 +78,7 @@ export async function fetchInstall(opts: FetchInstallOptions): Promise<FetchedIn
     for (const signature of sigs) {
       try {
         const signer = verifyTriple({ sha: '', raw, signature, cert }, opts.anchors, now, 'install.json');
-        return { source: opts.source, artifact, raw, signature, cert, signer, imageSource: imageSourceFor(opened.ref, store, opts) };
+        return { source: opts.source, artifact, raw, signature, cert, signer, imageSource: await imageSourceFor(source, store, opts) };
       } catch (e) {
         if (!isMosError(e)) throw e;
         firstError ??= e;
@@ -109,10 +118,11 @@ async function referrerPayloads(store: ContentStore, subject: Descriptor, type: 
 }
 
 
-function imageSourceFor(ref: { kind: string; host?: string }, store: ContentStore, opts: RegistryAccess & { log?: Logger }) {
-  if (ref.kind === 'registry' && ref.host !== undefined) {
-    const images = openRepository(repositoryOptions(ref.host, TARGET_REPOSITORY, opts));
-    return (digest: string) => ({ store: images as ContentStore, reference: digest });
+async function imageSourceFor(ref: Reference, store: ContentStore, opts: RegistryAccess & { log?: Logger }) {
+  if (ref.kind === 'registry') {
+    // Images are fetched by digest: digest-only mirrors serve them too.
+    const images = await openMirrored(ref.host, TARGET_REPOSITORY, true, opts);
+    return (digest: string) => ({ store: images, reference: digest });
   }
   return (digest: string) => ({ store, reference: targetTag(digest) });
 }

@@ -547,6 +547,7 @@ export class OperationEngine {
       ...(this.opts.caFiles ? { caFiles: this.opts.caFiles } : {}),
       ...(this.opts.authFile ? { authFile: this.opts.authFile } : {}),
       ...(this.opts.limits ? { limits: this.opts.limits } : {}),
+      ...(this.opts.registriesConf ? { registriesConf: this.opts.registriesConf } : {}),
     };
   }
 

@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { copy, sweepStrays, type Descriptor } from '../oci/index.js';
+import { FallbackSource, copy, firstThatWorks, sweepStrays, type ContentStore, type Descriptor } from '../oci/index.js';
 import type { FetchedInstall } from './fetch-install.js';
 import { checkSquashfsImage, hasImage, openExistingStore, openStore, targetDescriptor } from './store.js';
 
@@ -70,7 +70,12 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
     try {
       // Untagged until all are complete: the blobs of a failed pull are a verified download cache
       // (the next run reuses them, gc removes them), never a half-present image in index.json.
-      const r = await copy({ src, dst: store, reference: desc, ...t, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+      const copyFrom = (from: ContentStore) => copy({ src: from, dst: store, reference: desc, ...t, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+      // Through mirrors: a location that fails (down, a wrong or cut blob) gives way to the next; what
+      // was stored verified stays, so the next one fetches only the rest.
+      const r = src instanceof FallbackSource
+        ? await firstThatWorks(src.candidates.map((c) => c.endpoint), (e) => copyFrom(src.candidates.find((c) => c.endpoint === e)!.store), `target ${target.service_name}`)
+        : await copyFrom(src);
       blobBytes += r.bytesCopied;
     } catch (e) {
       throw wrapTarget(e, target);

@@ -1,7 +1,9 @@
 import { parseReference, type Logger } from '../base/index.js';
 import { openLayout } from './layout/store.js';
 import type { RegistryOptions } from './registry/options.js';
-import { openRepository } from './registry/repository.js';
+import { openRepository, type RegistryRepository } from './registry/repository.js';
+import { FallbackSource } from './registry/fallback.js';
+import { endpointsFor, loadRegistriesConf, type Endpoint } from './registry/mirrors.js';
 import type { ContentStore, Reference } from './types.js';
 
 /** The time and rate limits of registry requests a caller may set (`--stall-timeout`, `--min-rate`, ...). */
@@ -13,6 +15,26 @@ export interface RegistryAccess {
   readonly caFiles?: readonly string[];
   readonly authFile?: string;
   readonly limits?: RegistryLimits;
+  /** registries.conf to read mirrors and blocked registries from (default: $CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf and .d/). */
+  readonly registriesConf?: string;
+}
+
+/**
+ * The places to fetch `host/name` from (mirrors in order, then the primary; registries.conf), each
+ * opened as a repository. REGISTRY_BLOCKED for a blocked registry, CONFIG_INVALID for a bad conf.
+ */
+export async function openEndpoints(host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): Promise<{ endpoint: Endpoint; store: RegistryRepository }[]> {
+  const conf = await loadRegistriesConf(access.registriesConf ?? (process.env['CONTAINERS_REGISTRIES_CONF'] || undefined));
+  return endpointsFor(conf, host, name, byDigest).map((endpoint) => ({
+    endpoint,
+    store: openRepository(repositoryOptions(endpoint.host, endpoint.name, endpoint.insecure ? { ...access, insecureHosts: [...(access.insecureHosts ?? []), endpoint.host] } : access)),
+  }));
+}
+
+/** A repository read through its mirrors: one store when there are none, else a {@link FallbackSource}. */
+export async function openMirrored(host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): Promise<ContentStore> {
+  const eps = await openEndpoints(host, name, byDigest, access);
+  return eps.length === 1 ? eps[0]!.store : new FallbackSource(eps, `${host}/${name}`);
 }
 
 /** The options of {@link openRepository} for `host/name` reached with `access` (the one place they are assembled). */
