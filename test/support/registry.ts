@@ -29,6 +29,8 @@ export interface StartRegistryOptions {
   readonly tls?: boolean;
   /** For `token`: repositories and the actions granted to anyone (default `pull,push` on everything). */
   readonly grant?: (scope: { type: string; name: string; actions: string[] }, basicUser: string | undefined) => string[];
+  /** Run as a pull-through cache of this registry URL (distribution's `proxy: remoteurl`). */
+  readonly proxy?: string;
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (the OS picks it). */
@@ -99,6 +101,7 @@ export async function startRegistry(t: Test, opts: StartRegistryOptions = {}): P
     tokenRequests = token.requests;
     lines.push(`auth: { token: { realm: "${token.realm}", service: mosctl-registry, issuer: mosctl-test-issuer, rootcertbundle: ${token.certFile} } }`);
   }
+  if (opts.proxy) lines.push(`proxy: { remoteurl: "${opts.proxy}" }`);
   let caFile: string | undefined;
   if (opts.tls) {
     const [cert, key] = makeTlsCert(dir);
