@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { createRequire } from 'node:module';
 import type * as ShellQuote from 'shell-quote';
-import { MosError } from '../../src/base/index.js';
+import { MosError, type RegistryAccess, type RegistryLimits } from '../../src/base/index.js';
 
 /** Collects a repeatable option's values (commander `argParser`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -37,28 +37,10 @@ export function registryOptions(cmd: Command): Command {
     .option('--retries <n>', 'retries after a 5xx, 429 or reset, with backoff (default 3)');
 }
 
-/** The registry time and rate limits (the library's RegistryLimits; cmd/shared imports only src/base). */
-interface RegistryLimits {
-  requestTimeoutMs?: number;
-  stallTimeoutMs?: number;
-  minBytesPerSecond?: number;
-  requestDeadlineMs?: number;
-  retries?: number;
-}
-
-/** How to reach registries: what the library calls take as RegistryAccess. */
-export interface RegistryAccess {
-  readonly insecureHosts?: readonly string[];
-  readonly caFiles?: readonly string[];
-  readonly authFile?: string;
-  readonly limits?: RegistryLimits;
-  readonly registriesConf?: string;
-}
-
 /** The registry access options of the library calls, from the flags (USAGE naming a bad limit). */
 export function registryAccess(f: RegistryFlags): RegistryAccess {
   const authFile = f.authfile ?? f.authFile;
-  const limits: RegistryLimits = {};
+  const limits: { -readonly [K in keyof RegistryLimits]: RegistryLimits[K] } = {};
   if (f.registryTimeout !== undefined) limits.requestTimeoutMs = seconds(f.registryTimeout, '--registry-timeout', 0.1, 86_400) * 1000;
   if (f.stallTimeout !== undefined) limits.stallTimeoutMs = seconds(f.stallTimeout, '--stall-timeout', 0.1, 86_400) * 1000;
   if (f.minRate !== undefined) limits.minBytesPerSecond = byteRate(f.minRate, '--min-rate');

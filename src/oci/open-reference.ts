@@ -1,4 +1,4 @@
-import { parseReference, type Logger } from '../base/index.js';
+import { parseReference, type Logger, type RegistryAccess, type RegistryLimits } from '../base/index.js';
 import { openLayout } from './layout/store.js';
 import type { RegistryOptions } from './registry/options.js';
 import { openRepository, type RegistryRepository } from './registry/repository.js';
@@ -6,18 +6,7 @@ import { FallbackSource } from './registry/fallback.js';
 import { endpointsFor, loadRegistriesConf, type Endpoint } from './registry/mirrors.js';
 import type { ContentStore, Reference } from './types.js';
 
-/** The time and rate limits of registry requests a caller may set (`--stall-timeout`, `--min-rate`, ...). */
-export type RegistryLimits = Pick<RegistryOptions, 'requestTimeoutMs' | 'stallTimeoutMs' | 'minBytesPerSecond' | 'rateWindowMs' | 'requestDeadlineMs' | 'retries' | 'retryBaseMs'>;
-
-/** How to reach registries named in a SOURCE or DEST (`--insecure-registry`, `--registry-ca`, auth file, limits). */
-export interface RegistryAccess {
-  readonly insecureHosts?: readonly string[];
-  readonly caFiles?: readonly string[];
-  readonly authFile?: string;
-  readonly limits?: RegistryLimits;
-  /** registries.conf to read mirrors and blocked registries from (default: $CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf and .d/). */
-  readonly registriesConf?: string;
-}
+export type { RegistryAccess, RegistryLimits };
 
 /**
  * The places to fetch `host/name` from (mirrors in order, then the primary; registries.conf), each
