@@ -12,13 +12,24 @@ export interface RegistryAccess {
   readonly registriesConf?: string;
 }
 
-/** The time and rate limits of registry requests a caller may set (`--stall-timeout`, `--min-rate`, ...); ms and bytes/s. */
+/** The time and rate limits of registry requests a caller may set (`--stall-timeout`, `--min-rate`, ...). */
 export interface RegistryLimits {
+  /** Time to wait for response headers, ms; default 30 000. */
   readonly requestTimeoutMs?: number;
+  /** Time without a body byte before a transfer is abandoned, ms; default 30 000. */
   readonly stallTimeoutMs?: number;
+  /**
+   * Slowest body transfer accepted, bytes/s, averaged over `rateWindowMs`: a registry that drips a byte
+   * every few seconds never trips the stall timer, but trips this. Default 1024 (a very slow edge link
+   * still moves far more); 0 turns it off.
+   */
   readonly minBytesPerSecond?: number;
+  /** Window of the rate check, ms; default 60 000. */
   readonly rateWindowMs?: number;
+  /** Longest one request may take, headers and body, ms; default 3 600 000 (1 h). */
   readonly requestDeadlineMs?: number;
+  /** Retries after a 5xx, 429 or connection reset (and resumes of one blob); default 3. */
   readonly retries?: number;
+  /** First backoff delay, doubled per retry, ms; default 250. */
   readonly retryBaseMs?: number;
 }

@@ -1,9 +1,9 @@
-import { silentLogger, type Logger } from '../../base/index.js';
+import { silentLogger, type Logger, type RegistryLimits } from '../../base/index.js';
 import type { Platform } from '../types.js';
 import type { Credentials } from './credentials.js';
 
-/** How to reach registries. Every field is optional; defaults are in each doc comment. */
-export interface RegistryOptions {
+/** How to reach registries. Every field is optional; defaults are in each doc comment (the limits' in RegistryLimits). */
+export interface RegistryOptions extends RegistryLimits {
   /** Hosts (`host[:port]`) allowed over plain HTTP besides loopback ones. TLS is still tried first. */
   readonly insecureHosts?: readonly string[];
   /** Talk plain HTTP without trying TLS. Only for loopback hosts and `insecureHosts`, else REGISTRY_INSECURE_REFUSED. */
@@ -20,24 +20,6 @@ export interface RegistryOptions {
   readonly log?: Logger;
   /** Parallel blob downloads per repository; default 4. */
   readonly concurrency?: number;
-  /** Time to wait for response headers, ms; default 30 000. */
-  readonly requestTimeoutMs?: number;
-  /** Time without a body byte before a transfer is abandoned, ms; default 30 000. */
-  readonly stallTimeoutMs?: number;
-  /**
-   * Slowest body transfer accepted, bytes/s, averaged over `rateWindowMs`: a registry that drips a byte
-   * every few seconds never trips the stall timer, but trips this. Default 1024 (a very slow edge link
-   * still moves far more); 0 turns it off.
-   */
-  readonly minBytesPerSecond?: number;
-  /** Window of the rate check, ms; default 60 000. */
-  readonly rateWindowMs?: number;
-  /** Longest one request may take, headers and body, ms; default 3 600 000 (1 h). */
-  readonly requestDeadlineMs?: number;
-  /** Retries after a 5xx, 429 or connection reset (and resumes of one blob); default 3. */
-  readonly retries?: number;
-  /** First backoff delay, doubled per retry, ms; default 250. */
-  readonly retryBaseMs?: number;
   /** A `Retry-After` longer than this fails at once instead of waiting, ms; default 60 000. */
   readonly maxRetryAfterMs?: number;
   /** Blobs up to this size are uploaded in one PUT, larger ones in PATCH chunks of this size; default 16 MiB. */
