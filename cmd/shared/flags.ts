@@ -20,6 +20,7 @@ export interface RegistryFlags {
   readonly requestDeadline?: string;
   readonly retries?: string;
   readonly registriesConf?: string;
+  readonly limitRate?: string;
 }
 
 /** Adds `--insecure-registry`, `--registry-ca` and `--authfile` (alias `--auth-file`) to `cmd`. */
@@ -34,6 +35,7 @@ export function registryOptions(cmd: Command): Command {
     .option('--stall-timeout <seconds>', 'give up a transfer that moves no byte for this long (default 30)')
     .option('--min-rate <bytes/s>', 'give up a transfer slower than this over a minute, e.g. 512, 4K, 1M; 0 turns it off (default 1K)')
     .option('--request-deadline <seconds>', 'longest one request may take, reply and body (default 3600)')
+    .option('--limit-rate <bytes/s>', 'download at most this fast, all transfers together (e.g. 500K, 2M; default: no limit)')
     .option('--retries <n>', 'retries after a 5xx, 429 or reset, with backoff (default 3)');
 }
 
@@ -46,6 +48,7 @@ export function registryAccess(f: RegistryFlags): RegistryAccess {
   if (f.minRate !== undefined) limits.minBytesPerSecond = byteRate(f.minRate, '--min-rate');
   if (f.requestDeadline !== undefined) limits.requestDeadlineMs = seconds(f.requestDeadline, '--request-deadline', 1, 7 * 86_400) * 1000;
   if (f.retries !== undefined) limits.retries = wholeNumber(f.retries, '--retries', 0, 100);
+  if (f.limitRate !== undefined) limits.maxBytesPerSecond = byteRate(f.limitRate, '--limit-rate');
   return {
     ...(f.insecureRegistry ? { insecureHosts: f.insecureRegistry } : {}),
     ...(f.registryCa ? { caFiles: f.registryCa } : {}),

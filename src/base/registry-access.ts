@@ -24,6 +24,11 @@ export interface RegistryLimits {
    * still moves far more); 0 turns it off.
    */
   readonly minBytesPerSecond?: number;
+  /**
+   * Fastest download, bytes/s, shared by every transfer of the process at this rate (`--limit-rate`, for
+   * a slow or metered link); default 0 (no limit). The minimum rate check adapts to it.
+   */
+  readonly maxBytesPerSecond?: number;
   /** Window of the rate check, ms; default 60 000. */
   readonly rateWindowMs?: number;
   /** Longest one request may take, headers and body, ms; default 3 600 000 (1 h). */

@@ -23,6 +23,7 @@ t.test('registry limits: seconds and byte rates from flags, USAGE naming a bad o
   t.strictSame(registryAccess({ stallTimeout: '0.4', registryTimeout: '2', minRate: '4K', requestDeadline: '600', retries: '0' }).limits, {
     requestTimeoutMs: 2000, stallTimeoutMs: 400, minBytesPerSecond: 4096, requestDeadlineMs: 600_000, retries: 0,
   });
+  t.strictSame(registryAccess({ limitRate: '2M' }).limits, { maxBytesPerSecond: 2 * 1024 * 1024 }, '--limit-rate');
   for (const [s, want] of [['512', 512], ['0', 0], ['1M', 1048576], ['2KiB', 2048], ['3k/s', 3072], ['1G', 1024 ** 3]] as const) t.equal(byteRate(s, '--min-rate'), want, s);
   for (const bad of ['', 'fast', '-1', '1.5K', '4T', '1e3']) t.throws(() => byteRate(bad, '--min-rate'), { code: 'USAGE', subject: '--min-rate' }, JSON.stringify(bad));
   for (const [flags, subject] of [[{ stallTimeout: '0' }, '--stall-timeout'], [{ registryTimeout: 'x' }, '--registry-timeout'], [{ requestDeadline: '0.5' }, '--request-deadline'], [{ retries: '1000' }, '--retries']] as const) {

@@ -412,3 +412,24 @@ t.test("a registry on one of fetch's 'bad ports' (10080) is reached, as skopeo r
   const repo = openRepository({ host: fake.host, name: 'mos/x', ...FAST });
   t.strictSame(await collect(repo.fetchBlob(desc(blob))), blob);
 });
+
+t.test('a download rate cap (--limit-rate) holds for one transfer and for several together', async (t) => {
+  const a = rnd.bytes(1024 * 1024);
+  const b = rnd.bytes(1024 * 1024);
+  const fake = await startFakeRegistry(t);
+  fake.putBlob(a);
+  fake.putBlob(b);
+  // The cap is a functional limit (what a metered link needs), so its effect is checked: the floor is
+  // what the budget allows (bytes / rate minus the quarter second of burst), with no upper bound.
+  const rate = 1024 * 1024;
+  const repo = openRepository({ host: fake.host, name: 'mos/x', ...FAST, maxBytesPerSecond: rate });
+  const t0 = Date.now();
+  t.strictSame(await collect(repo.fetchBlob(desc(a))), a, 'the blob is whole and verified');
+  const one = Date.now() - t0;
+  t.ok(one >= 700, `1 MiB at 1 MiB/s took ${one} ms (at least 0.75 s of budget)`);
+  const t1 = Date.now();
+  const [ra, rb] = await Promise.all([collect(repo.fetchBlob(desc(a))), collect(openRepository({ host: fake.host, name: 'mos/x', ...FAST, maxBytesPerSecond: rate }).fetchBlob(desc(b)))]);
+  const two = Date.now() - t1;
+  t.ok(ra.equals(a) && rb.equals(b), 'both whole');
+  t.ok(two >= 1700, `2 MiB over two repositories at one shared 1 MiB/s took ${two} ms (at least 1.75 s)`);
+});

@@ -41,6 +41,7 @@ export interface ResolvedOptions {
   readonly requestTimeoutMs: number;
   readonly stallTimeoutMs: number;
   readonly minBytesPerSecond: number;
+  readonly maxBytesPerSecond: number;
   readonly rateWindowMs: number;
   readonly requestDeadlineMs: number;
   readonly retries: number;
@@ -63,6 +64,7 @@ export function resolveOptions(o: RegistryOptions): ResolvedOptions {
     requestTimeoutMs: o.requestTimeoutMs ?? 30_000,
     stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
     minBytesPerSecond: Math.max(0, o.minBytesPerSecond ?? 1024),
+    maxBytesPerSecond: Math.max(0, o.maxBytesPerSecond ?? 0),
     rateWindowMs: Math.max(1, o.rateWindowMs ?? 60_000),
     requestDeadlineMs: Math.max(1, o.requestDeadlineMs ?? 3_600_000),
     retries: Math.max(0, o.retries ?? 3),

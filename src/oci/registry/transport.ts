@@ -42,6 +42,27 @@ export interface Exchange {
 class Stall extends Error {}
 
 /** Milliseconds as seconds with one decimal, for messages. */
+/** One budget per rate, shared by every transfer of the process: parallel blobs and mirrors share the cap. */
+const limiters = new Map<number, (bytes: number) => Promise<void>>();
+
+/**
+ * A token bucket of `rate` bytes/s with a quarter second of burst: each chunk takes its share of time,
+ * and the caller waits when ahead of the budget (the socket then applies TCP back-pressure upstream).
+ */
+function rateLimiter(rate: number): (bytes: number) => Promise<void> {
+  let l = limiters.get(rate);
+  if (!l) {
+    let next = 0;
+    l = async (bytes: number) => {
+      const now = Date.now();
+      next = Math.max(next, now - 250) + (bytes * 1000) / rate;
+      if (next > now) await new Promise((r) => setTimeout(r, next - now));
+    };
+    limiters.set(rate, l);
+  }
+  return l;
+}
+
 function seconds(ms: number): number {
   return Math.round(ms / 100) / 10;
 }
@@ -192,7 +213,10 @@ export class Transport {
     if (!stream) return;
     const reader = stream.getReader();
     let finished = false;
-    const { minBytesPerSecond, rateWindowMs, requestDeadlineMs } = this.opts;
+    const { rateWindowMs, requestDeadlineMs, maxBytesPerSecond } = this.opts;
+    // Throttled on purpose: the slowest rate accepted is at most half the cap.
+    const minBytesPerSecond = maxBytesPerSecond > 0 ? Math.min(this.opts.minBytesPerSecond, maxBytesPerSecond / 2) : this.opts.minBytesPerSecond;
+    const limiter = maxBytesPerSecond > 0 ? rateLimiter(maxBytesPerSecond) : undefined;
     let windowStart = Date.now();
     let windowBytes = 0;
     try {
@@ -222,6 +246,7 @@ export class Transport {
           return;
         }
         windowBytes += r.value.byteLength;
+        if (limiter) await limiter(r.value.byteLength);
         yield r.value;
       }
     } finally {
