@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { MosError, isMosError, isTargetName, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { readGeneration } from '../config/index.js';
 import { ensureDir, exists, mountAt, readMountInfo, statOrAbsent, writeFileAtomic } from '../host/index.js';
@@ -15,6 +15,7 @@ import { checkCommand } from './rootfs-path.js';
 import { loadSystem, type LoadedSystem } from './load-system.js';
 import { mountTargetRoot, mountedAsPlanned, planTargetRoot, readTargetImage, realRoot, unmountTargetRoot } from './target-root.js';
 import { loadVerifiedSystem } from './trust-policy.js';
+import { readTargetRecord } from './state-file.js';
 
 export interface ActivateOptions {
   readonly root: string;
@@ -86,7 +87,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
     const plan = planTargetRoot({ root, name: target.service_name, image, dest: paths.fsOnlyDest, writable: false, ...verity(opts) });
     const record = JSON.stringify({ digest: target.digest, version: target.version, mounted: new Date().toISOString() }) + '\n';
     if (await mountedAsPlanned(plan)) {
-      if ((await readState(paths.mountedRecord))?.digest !== target.digest) await writeMountedRecord(paths.mountedRecord, record);
+      if ((await readTargetRecord(paths.mountedRecord)).digest !== target.digest) await writeMountedRecord(paths.mountedRecord, record);
       return { ...base, action: 'unchanged', path: paths.fsOnlyDest };
     }
     const was = await unmountTargetRoot(root, paths.fsOnlyDest, log);
@@ -104,8 +105,8 @@ export async function activate(opts: ActivateOptions): Promise<ActivateResult> {
     await writeFileAtomic(paths.systemdUnit, renderSystemdUnit(target.service_name, { lxcPath: paths.lxcPath }));
   }
   const before = await containerState(ref);
-  const recorded = await readState(paths.stateFile);
-  if (before.state === 'RUNNING' && recorded?.digest === target.digest) {
+  const recorded = await readTargetRecord(paths.stateFile);
+  if (before.state === 'RUNNING' && recorded.digest === target.digest) {
     return { ...base, action: 'unchanged', path: paths.containerRoot, state: 'RUNNING' };
   }
   const wasRunning = before.state === 'RUNNING';
@@ -168,7 +169,7 @@ async function planActivation(root: string, target: InstallTarget, opts: Activat
   }
   const before = await containerState({ name: target.service_name, lxcPath: paths.lxcPath });
   const running = before.state === 'RUNNING';
-  if (running && (await readState(paths.stateFile))?.digest === target.digest) return { ...base, action: 'unchanged', path: paths.containerRoot, state: 'RUNNING' };
+  if (running && (await readTargetRecord(paths.stateFile)).digest === target.digest) return { ...base, action: 'unchanged', path: paths.containerRoot, state: 'RUNNING' };
   return { ...base, action: running ? 'restarted' : 'started', path: paths.containerRoot, state: before.state };
 }
 
@@ -178,13 +179,6 @@ async function writeMountedRecord(file: string, record: string): Promise<void> {
   await writeFileAtomic(file, record);
 }
 
-async function readState(file: string): Promise<{ digest?: string } | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as { digest?: string };
-  } catch {
-    return undefined;
-  }
-}
 
 async function containerSpec(
   system: LoadedSystem,

@@ -7,6 +7,7 @@ import { realRoot } from './target-root.js';
 import { status, type StatusResult } from './status.js';
 import { bootStatus, type BootStatus } from './assessment.js';
 import { readTracked } from './tracked.js';
+import { readTargetRecord } from './state-file.js';
 import type { Digest } from '../base/index.js';
 
 /** What is live for one target right now. */
@@ -92,14 +93,6 @@ export interface StatusModel extends LiveStatus {
   readonly boot?: BootStatus;
 }
 
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const v: unknown = JSON.parse((await readFileLimited(file, 64 * 1024)).toString('utf8'));
-    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 async function imageBytes(store: string, digest: string): Promise<number | undefined> {
   try {
@@ -110,10 +103,6 @@ async function imageBytes(store: string, digest: string): Promise<number | undef
   }
 }
 
-const recorded = (r: Record<string, unknown> | undefined): { version?: string; digest?: string } => ({
-  ...(typeof r?.['version'] === 'string' ? { version: r['version'] } : {}),
-  ...(typeof r?.['digest'] === 'string' ? { digest: r['digest'] } : {}),
-});
 
 /** spec and status of the model, for `live` (the current generation, read with its runtime). */
 async function systemState(root: string, live: LiveStatus, boot: BootStatus | undefined): Promise<Pick<StatusModel, 'spec' | 'status'>> {
@@ -145,7 +134,7 @@ async function systemState(root: string, live: LiveStatus, boot: BootStatus | un
       if (bootedHostfs && bootedHostfs.digest !== t.digest) apply = 'reboot';
     } else {
       const live = t.service_type === 'container' ? rt?.state === 'RUNNING' : rt?.mounted === true;
-      if (live) running = recorded(await readJson(t.service_type === 'container' ? p.stateFile : p.mountedRecord));
+      if (live) running = await readTargetRecord(t.service_type === 'container' ? p.stateFile : p.mountedRecord);
       apply = !live ? 'activate' : running?.digest === t.digest ? 'none' : 'restart';
     }
     const bytes = await imageBytes(store, t.digest);

@@ -17,3 +17,19 @@ export async function readStateFile<T>(file: string, opts: { readonly maxBytes: 
   if (!opts.valid(v)) throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: `must be ${opts.shape}`, hint: opts.hint });
   return v;
 }
+
+/**
+ * What a target's live record says it runs (`var/lib/lxc/T/mosctl-state.json` of a container,
+ * `run/mosctl/active/T.json` of an fs-only mount): its digest and version, each absent when the record
+ * is missing, damaged or lacks it. Never throws: a lost record only means "not known".
+ */
+export async function readTargetRecord(file: string): Promise<{ readonly digest?: string; readonly version?: string }> {
+  let v: unknown;
+  try {
+    v = JSON.parse((await readFileLimited(file, 64 * 1024)).toString('utf8'));
+  } catch {
+    return {};
+  }
+  const r = (v !== null && typeof v === 'object' ? v : {}) as Record<string, unknown>;
+  return { ...(typeof r['version'] === 'string' ? { version: r['version'] } : {}), ...(typeof r['digest'] === 'string' ? { digest: r['digest'] } : {}) };
+}
