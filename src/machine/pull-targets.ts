@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import type { InstallTarget } from '../manifest/index.js';
-import { FallbackSource, copy, firstThatWorks, sweepStrays, type ContentStore, type Descriptor } from '../oci/index.js';
+import { FallbackSource, copy, firstThatWorks, imageContentBytes, sweepStrays, type ContentStore, type Descriptor } from '../oci/index.js';
 import type { FetchedInstall } from './fetch-install.js';
 import { checkSquashfsImage, hasImage, openExistingStore, openStore, targetDescriptor } from './store.js';
 
@@ -48,8 +48,7 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
     } catch (e) {
       throw wrapTarget(e, target);
     }
-    const m = checkSquashfsImage(bytes, target);
-    todo.push({ target, desc, bytes: m.config.size + m.layers.reduce((n, l) => n + l.size, 0) });
+    todo.push({ target, desc, bytes: imageContentBytes(checkSquashfsImage(bytes, target)) });
   }
   // A complete image whose tag is missing (a pull that failed after copying it) is tagged now too.
   const tagged = new Set(existing ? (await existing.listTags()).map((x) => x.tag) : []);

@@ -1,6 +1,6 @@
 import { mountAt, readFileLimited, readMountInfo } from '../host/index.js';
 import { currentGeneration, readGeneration } from '../config/index.js';
-import { MAX_MANIFEST_BYTES, layoutBlobPath, parseImageManifest } from '../oci/index.js';
+import { MAX_MANIFEST_BYTES, imageContentBytes, layoutBlobPath, parseImageManifest } from '../oci/index.js';
 import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { systemPaths, targetPaths } from './paths.js';
 import { realRoot } from './target-root.js';
@@ -96,8 +96,7 @@ export interface StatusModel extends LiveStatus {
 
 async function imageBytes(store: string, digest: string): Promise<number | undefined> {
   try {
-    const m = parseImageManifest(await readFileLimited(layoutBlobPath(store, digest as Digest), MAX_MANIFEST_BYTES, { noFollow: true }), digest);
-    return m.config.size + m.layers.reduce((n, l) => n + l.size, 0);
+    return imageContentBytes(parseImageManifest(await readFileLimited(layoutBlobPath(store, digest as Digest), MAX_MANIFEST_BYTES, { noFollow: true }), digest));
   } catch {
     return undefined;
   }

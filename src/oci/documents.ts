@@ -81,3 +81,8 @@ export function parseImageIndex(bytes: Uint8Array, subject: string): ImageIndex 
   manifests.forEach((m, i) => parseDescriptor(m, `${subject}: manifests[${i}]`));
   return doc as unknown as ImageIndex;
 }
+
+/** Bytes an image's blobs take (config and layers; the manifest itself not counted). */
+export function imageContentBytes(m: ImageManifest): number {
+  return m.config.size + m.layers.reduce((n, l) => n + l.size, 0);
+}

@@ -7,7 +7,7 @@ export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from 
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';
 export { fsck, gc, sweepStrays, type FsckOptions, type FsckResult, type GcOptions, type GcResult } from './maintenance.js';
 export { childrenOf, isIndexType, isManifestType } from './graph.js';
-export { parseImageManifest, parseImageIndex, parseJsonObject } from './documents.js';
+export { imageContentBytes, parseImageManifest, parseImageIndex, parseJsonObject } from './documents.js';
 export { hostPlatform, resolvePlatform, formatPlatform } from './platform.js';
 // registry half (references + distribution-spec client)
 export { openRepository, RegistryRepository, type RepositoryStats, type FetchedManifest } from './registry/repository.js';
