@@ -1,6 +1,6 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import {
-  MAX_MANIFEST_BYTES, OCI_MANIFEST, firstThatWorks, isManifestType, openEndpoints, openMirrored, openReference, parseImageManifest, type Reference,
+  MAX_MANIFEST_BYTES, OCI_MANIFEST, firstThatWorks, isManifestType, openEndpoints, openMirrored, openReference, parseImageManifest, registriesConfOf,
   type ContentStore, type Descriptor, type ImageManifest, type RegistryAccess,
 } from '../oci/index.js';
 import type { TrustAnchors, SignerInfo } from '../trust/index.js';
@@ -45,15 +45,17 @@ export async function fetchInstall(opts: FetchInstallOptions): Promise<FetchedIn
     throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: opts.source, message: 'names no tag or digest', hint: 'add :TAG (e.g. host:5000/machine/install:1.0.0)' });
   }
   const reference = opened.reference;
-  if (opened.ref.kind !== 'registry') return fetchFrom(opened.store, reference, opened.ref, opts);
+  // A layout (live CD): the images are in the same store, tagged by their digests.
+  if (opened.ref.kind !== 'registry') return fetchFrom(opened.store, reference, (digest) => ({ store: opened.store, reference: targetTag(digest) }), opts);
   // A registry: its mirrors in order (registries.conf; a tag only where the entry allows it), then itself.
   const ref = opened.ref;
-  const endpoints = await openEndpoints(ref.host, ref.name, ref.digest !== undefined, opts);
-  const stores = new Map(endpoints.map((e) => [e.endpoint, e.store]));
-  return firstThatWorks([...stores.keys()], (e) => fetchFrom(stores.get(e)!, reference, ref, opts), opts.source);
+  const conf = await registriesConfOf(opts);
+  const images = openMirrored(conf, ref.host, TARGET_REPOSITORY, true, opts); // by digest: digest-only mirrors serve them too
+  const imageSource = (digest: string) => ({ store: images, reference: digest });
+  return firstThatWorks(openEndpoints(conf, ref.host, ref.name, ref.digest !== undefined, opts), (c) => fetchFrom(c.store, reference, imageSource, opts), opts.source);
 }
 
-async function fetchFrom(store: ContentStore, reference: string, source: Reference, opts: FetchInstallOptions): Promise<FetchedInstall> {
+async function fetchFrom(store: ContentStore, reference: string, imageSource: FetchedInstall['imageSource'], opts: FetchInstallOptions): Promise<FetchedInstall> {
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
   const artifact = await store.resolve(reference, t);
   const manifest = parseArtifact(await store.fetchBytes(artifact, t), opts.source);
@@ -78,7 +80,7 @@ async function fetchFrom(store: ContentStore, reference: string, source: Referen
     for (const signature of sigs) {
       try {
         const signer = verifyTriple({ sha: '', raw, signature, cert }, opts.anchors, now, 'install.json');
-        return { source: opts.source, artifact, raw, signature, cert, signer, imageSource: await imageSourceFor(source, store, opts) };
+        return { source: opts.source, artifact, raw, signature, cert, signer, imageSource };
       } catch (e) {
         if (!isMosError(e)) throw e;
         firstError ??= e;
@@ -118,11 +120,3 @@ async function referrerPayloads(store: ContentStore, subject: Descriptor, type: 
 }
 
 
-async function imageSourceFor(ref: Reference, store: ContentStore, opts: RegistryAccess & { log?: Logger }) {
-  if (ref.kind === 'registry') {
-    // Images are fetched by digest: digest-only mirrors serve them too.
-    const images = await openMirrored(ref.host, TARGET_REPOSITORY, true, opts);
-    return (digest: string) => ({ store: images, reference: digest });
-  }
-  return (digest: string) => ({ store, reference: targetTag(digest) });
-}

@@ -73,7 +73,7 @@ export async function pullTargets(opts: PullTargetsOptions): Promise<PullTargets
       // Through mirrors: a location that fails (down, a wrong or cut blob) gives way to the next; what
       // was stored verified stays, so the next one fetches only the rest.
       const r = src instanceof FallbackSource
-        ? await firstThatWorks(src.candidates.map((c) => c.endpoint), (e) => copyFrom(src.candidates.find((c) => c.endpoint === e)!.store), `target ${target.service_name}`)
+        ? await firstThatWorks(src.candidates, (c) => copyFrom(c.store), `target ${target.service_name}`)
         : await copyFrom(src);
       blobBytes += r.bytesCopied;
     } catch (e) {

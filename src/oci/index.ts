@@ -16,7 +16,7 @@ export type { Credentials } from './registry/credentials.js';
 export type { PushBlobOptions } from './registry/upload.js';
 export { fallbackTag, type ReferrersOptions } from './registry/referrers.js';
 export { parseChallenges, type Challenge } from './registry/headers.js';
-export { openReference, openEndpoints, openMirrored, repositoryOptions, type OpenedReference, type RegistryAccess, type RegistryLimits } from './open-reference.js';
+export { openReference, openEndpoints, openMirrored, registriesConfOf, repositoryOptions, type OpenedReference, type RegistryAccess, type RegistryLimits } from './open-reference.js';
 export { FallbackSource } from './registry/fallback.js';
 export { endpointsFor, firstThatWorks, loadRegistriesConf, parseRegistriesConf, DEFAULT_REGISTRIES_CONF, type Endpoint, type RegistriesConf, type RegistryEntry } from './registry/mirrors.js';
 export { blobPath as layoutBlobPath } from './layout/blobs.js';

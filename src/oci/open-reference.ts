@@ -3,7 +3,7 @@ import { openLayout } from './layout/store.js';
 import type { RegistryOptions } from './registry/options.js';
 import { openRepository, type RegistryRepository } from './registry/repository.js';
 import { FallbackSource } from './registry/fallback.js';
-import { endpointsFor, loadRegistriesConf, type Endpoint } from './registry/mirrors.js';
+import { endpointsFor, loadRegistriesConf, type Endpoint, type RegistriesConf } from './registry/mirrors.js';
 import type { ContentStore, Reference } from './types.js';
 
 export type { RegistryAccess, RegistryLimits };
@@ -12,17 +12,21 @@ export type { RegistryAccess, RegistryLimits };
  * The places to fetch `host/name` from (mirrors in order, then the primary; registries.conf), each
  * opened as a repository. REGISTRY_BLOCKED for a blocked registry, CONFIG_INVALID for a bad conf.
  */
-export async function openEndpoints(host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): Promise<{ endpoint: Endpoint; store: RegistryRepository }[]> {
-  const conf = await loadRegistriesConf(access.registriesConf ?? (process.env['CONTAINERS_REGISTRIES_CONF'] || undefined));
+export function openEndpoints(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): { endpoint: Endpoint; store: RegistryRepository }[] {
   return endpointsFor(conf, host, name, byDigest).map((endpoint) => ({
     endpoint,
     store: openRepository(repositoryOptions(endpoint.host, endpoint.name, endpoint.insecure ? { ...access, insecureHosts: [...(access.insecureHosts ?? []), endpoint.host] } : access)),
   }));
 }
 
+/** The registries.conf `access` names (`registriesConf`, else $CONTAINERS_REGISTRIES_CONF, else the default files); read once per operation. */
+export function registriesConfOf(access: RegistryAccess): Promise<RegistriesConf | undefined> {
+  return loadRegistriesConf(access.registriesConf ?? (process.env['CONTAINERS_REGISTRIES_CONF'] || undefined));
+}
+
 /** A repository read through its mirrors: one store when there are none, else a {@link FallbackSource}. */
-export async function openMirrored(host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): Promise<ContentStore> {
-  const eps = await openEndpoints(host, name, byDigest, access);
+export function openMirrored(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): ContentStore {
+  const eps = openEndpoints(conf, host, name, byDigest, access);
   return eps.length === 1 ? eps[0]!.store : new FallbackSource(eps, `${host}/${name}`);
 }
 

@@ -17,8 +17,7 @@ export class FallbackSource implements ContentStore {
   ) {}
 
   private each<T>(fn: (s: RegistryRepository) => Promise<T>): Promise<T> {
-    const byEndpoint = new Map(this.candidates.map((c) => [c.endpoint, c.store]));
-    return firstThatWorks([...byEndpoint.keys()], (e) => fn(byEndpoint.get(e)!), this.display);
+    return firstThatWorks(this.candidates, (c) => fn(c.store), this.display);
   }
 
   resolve(reference: string, opts?: TransferOptions): Promise<Descriptor> {

@@ -173,19 +173,21 @@ export function endpointsFor(conf: RegistriesConf | undefined, host: string, nam
 }
 
 /**
- * Runs `attempt` on each endpoint in order until one succeeds. When all fail, the error names every
- * location tried and why (the code is the last one's: the primary's, when it was tried).
+ * Runs `attempt` on each candidate (an endpoint and what was opened for it) in order until one
+ * succeeds. When all fail, the error names every location tried and why (the code is the last one's:
+ * the primary's, when it was tried).
  */
-export async function firstThatWorks<T>(endpoints: readonly Endpoint[], attempt: (e: Endpoint) => Promise<T>, what: string): Promise<T> {
-  if (endpoints.length === 1) return attempt(endpoints[0]!);
+export async function firstThatWorks<C extends { readonly endpoint: Endpoint }, T>(candidates: readonly C[], attempt: (c: C) => Promise<T>, what: string): Promise<T> {
+  if (candidates.length === 1) return attempt(candidates[0]!);
   const failures: string[] = [];
   let last: unknown;
-  for (const e of endpoints) {
+  for (const c of candidates) {
     try {
-      return await attempt(e);
+      return await attempt(c);
     } catch (err) {
       if (!(err instanceof MosError) || err.code === 'CANCELED') throw err;
       last = err;
+      const e = c.endpoint;
       failures.push(`${e.role} ${e.host}/${e.name}: ${err.subject ? `${err.subject}: ` : ''}${err.message}`);
     }
   }
