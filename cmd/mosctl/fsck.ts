@@ -18,12 +18,11 @@ export function register(program: Command): void {
         const m = await machine();
         const lines: string[] = [];
         let fixed: Awaited<ReturnType<typeof m.repairStore>> | undefined;
-        const would = f.dryRun ? 'would ' : '';
         if (f.repair) {
           fixed = await m.repairStore({ root: ctx.globals.root, ...capathOf(f), ...registryAccess(f), ...(f.source ? { source: f.source } : {}), dryRun: f.dryRun, log: ctx.log });
           for (const d of fixed.removedCorrupt) lines.push(`${f.dryRun ? 'would remove' : 'removed'} corrupt blob ${d}`);
           for (const x of fixed.repaired) lines.push(`${f.dryRun ? 'would repair' : 'repaired'} ${x.target} from ${x.source}`);
-          for (const x of fixed.unrepaired) lines.push(`${would}could not repair ${x.target}: ${x.reason}`.replace('would could not', 'could not'));
+          for (const x of fixed.unrepaired) lines.push(`could not repair ${x.target}: ${x.reason}`);
           if (fixed.repaired.length) lines.push(`${f.dryRun ? 'would fetch' : 'fetched'} ${fixed.blobBytes} blob bytes${f.dryRun ? ' (dry run; nothing changed)' : ''}`);
         }
         const r = await m.systemFsck({ root: ctx.globals.root, clean: f.clean && !f.dryRun, skipSignatures: f.skipSignatures, ...capathOf(f), log: ctx.log });

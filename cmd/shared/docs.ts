@@ -38,7 +38,7 @@ function bash(program: Command): string {
   const fn = `_${name}_complete`;
   const nodes = walk(program);
   const cases = [
-    ['', program.commands.filter((c) => c.name() !== 'help').map((c) => c.name()), flagsOf(program)] as const,
+    ['', nodes.filter((n) => n.path.length === 1).map((n) => n.cmd.name()), flagsOf(program)] as const,
     ...nodes.map((n) => [n.path.join(' '), n.cmd.commands.map((c) => c.name()), [...flagsOf(n.cmd), ...flagsOf(program)]] as const),
   ];
   const pathFlags = [...new Set([program, ...nodes.map((n) => n.cmd)].flatMap((c) => visible(c).filter(takesPath).flatMap((o) => [o.long, o.short].filter(Boolean))))];
@@ -54,12 +54,12 @@ ${fn}() {
   for (( i=1; i<COMP_CWORD; i++ )); do
     w="\${COMP_WORDS[i]}"
     case "$path:$w" in
-${cases.flatMap(([p, subs]) => subs.map((s) => `      ${quoteCase(`${p}:${s}`)}) path="${p ? `${p} ` : ''}${s}" ;;`)).join('\n')}
+${cases.flatMap(([p, subs]) => subs.map((s) => `      "${p}:${s}") path="${p ? `${p} ` : ''}${s}" ;;`)).join('\n')}
     esac
   done
   local subs flags
   case "$path" in
-${cases.map(([p, subs, flags]) => `    ${quoteCase(p)}) subs="${subs.join(' ')}"; flags="${flags.join(' ')}" ;;`).join('\n')}
+${cases.map(([p, subs, flags]) => `    "${p}") subs="${subs.join(' ')}"; flags="${flags.join(' ')}" ;;`).join('\n')}
   esac
   if [[ "$cur" == -* ]]; then COMPREPLY=( $(compgen -W "$flags" -- "$cur") )
   elif [ -n "$subs" ]; then COMPREPLY=( $(compgen -W "$subs" -- "$cur") )
@@ -68,10 +68,6 @@ ${cases.map(([p, subs, flags]) => `    ${quoteCase(p)}) subs="${subs.join(' ')}"
 }
 complete -F ${fn} ${name}
 `;
-}
-
-function quoteCase(s: string): string {
-  return `"${s}"`;
 }
 
 function zsh(program: Command): string {
@@ -85,9 +81,9 @@ function fish(program: Command): string {
   const option = (o: Option, cond: string) =>
     `complete -c ${name}${cond}${o.long ? ` -l ${o.long.replace(/^--/, '')}` : ''}${o.short ? ` -s ${o.short.replace(/^-/, '')}` : ''}${o.required || o.optional ? (takesPath(o) ? ' -r -F' : ' -r') : ''} -d ${esc(o.description)}`;
   for (const o of visible(program)) lines.push(option(o, ''));
-  const top = program.commands.filter((c) => c.name() !== 'help');
-  for (const c of top) lines.push(`complete -c ${name} -n __fish_use_subcommand -a ${c.name()} -d ${esc(c.description())}`);
-  for (const n of walk(program)) {
+  const nodes = walk(program);
+  for (const { cmd: c } of nodes.filter((n) => n.path.length === 1)) lines.push(`complete -c ${name} -n __fish_use_subcommand -a ${c.name()} -d ${esc(c.description())}`);
+  for (const n of nodes) {
     const seen = n.path.map((p) => `__fish_seen_subcommand_from ${p}`).join('; and ');
     for (const s of n.cmd.commands) lines.push(`complete -c ${name} -n ${esc(seen)} -a ${s.name()} -d ${esc(s.description())}`);
     for (const o of visible(n.cmd)) lines.push(option(o, ` -n ${esc(seen)}`));
@@ -125,7 +121,7 @@ export function manPage(program: Command, date = new Date()): string {
   out.push('.SH COMMANDS');
   for (const n of walk(program)) {
     if (n.cmd.commands.length > 0) continue; // a group: its commands follow
-    out.push('.SS', `.SS ${roff(`${name} ${n.path.join(' ')} ${n.cmd.usage()}`)}`, roff(n.cmd.description()));
+    out.push(`.SS ${roff(`${name} ${n.path.join(' ')} ${n.cmd.usage()}`)}`, roff(n.cmd.description()));
     if (visible(n.cmd).length > 0) {
       out.push('.RS');
       options(n.cmd);
@@ -149,7 +145,7 @@ export function registerDocs(program: Command): void {
     .argument('<shell>', 'bash, zsh or fish')
     .action(
       action(async (_ctx, shell: string) => {
-        const gen = { bash, zsh, fish }[shell as 'bash'];
+        const gen = shell === 'bash' ? bash : shell === 'zsh' ? zsh : shell === 'fish' ? fish : undefined;
         if (!gen) throw new MosError({ code: 'USAGE', subject: 'completion', message: `${JSON.stringify(shell)} is not bash, zsh or fish` });
         const script = gen(program);
         return { result: { shell, script }, text: script };

@@ -23,7 +23,7 @@ export interface RegistryFlags {
   readonly limitRate?: string;
 }
 
-/** Adds `--insecure-registry`, `--registry-ca` and `--authfile` (alias `--auth-file`) to `cmd`. */
+/** Adds the registry flags: `--insecure-registry`, `--registry-ca`, `--authfile` (alias `--auth-file`), `--registries-conf` and the limits. */
 export function registryOptions(cmd: Command): Command {
   return cmd
     .option('--insecure-registry <host>', 'allow plain HTTP to this registry host[:port] (repeatable; loopback always allowed)', collect)

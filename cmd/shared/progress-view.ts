@@ -1,8 +1,6 @@
 import type { ProgressEvent } from '../../src/base/index.js';
 import { human } from './format.js';
 
-export { human };
-
 /** A duration in seconds as "12s", "3m05s", "2h10m". */
 export function duration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '-';

@@ -105,7 +105,7 @@ export function action<A extends unknown[]>(
       });
     }
     const log = stderrLogger({ debug: globals.debug, json: globals.json });
-    const name = programName(cmd);
+    const name = lineage(cmd)[0]!.name();
     const progress = makeProgress(globals, name);
     // The first SIGINT/SIGTERM aborts the work, which stops at its next check, removes its temp files
     // and leaves the root as it was (or, past the point of no return, completes); a second one exits now.
@@ -157,17 +157,16 @@ export const API_VERSION = 'mosctl/v1';
  */
 export function versioned(result: unknown, cmd: Command): unknown {
   if (result === null || typeof result !== 'object' || Array.isArray(result) || 'apiVersion' in result) return result;
-  const names: string[] = [];
-  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  const names = lineage(cmd).slice(1).map((c) => c.name());
   const kind = `${names.map((n) => n.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')).join('')}Result`;
   return { apiVersion: API_VERSION, kind, ...result };
 }
 
-/** `mosctl` or `mosb`: the name of the program a subcommand belongs to. */
-function programName(cmd: Command): string {
-  let c = cmd;
-  while (c.parent) c = c.parent;
-  return c.name();
+/** The program, then each subcommand down to `cmd` (`mosb`, `image`, `copy`). */
+function lineage(cmd: Command): Command[] {
+  const out: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) out.unshift(c);
+  return out;
 }
 
 /** Runs a program to completion: the only place that decides the process exit code. */
@@ -177,7 +176,7 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    reportError(program.name(), e, { json, debug, command: commandPath(program, argv.slice(2)) });
+    reportError(program, e, { json, debug, args: argv.slice(2) });
   }
 }
 
@@ -203,7 +202,8 @@ function commandPath(program: Command, args: readonly string[]): string {
   return names.join(' ');
 }
 
-function reportError(name: string, e: unknown, opts: { json: boolean; debug: boolean; command: string }): void {
+function reportError(program: Command, e: unknown, opts: { json: boolean; debug: boolean; args: readonly string[] }): void {
+  const name = program.name();
   if (e instanceof CommanderError) {
     // --help and --version are answers; help shown because no command was given is a usage error.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) {
@@ -214,7 +214,7 @@ function reportError(name: string, e: unknown, opts: { json: boolean; debug: boo
       process.exitCode = exitCodeOf('USAGE');
       return;
     }
-    e = usageError(e, name, opts.command);
+    e = usageError(e, name, commandPath(program, opts.args));
   }
   const err =
     e instanceof MosError

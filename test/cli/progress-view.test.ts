@@ -1,5 +1,6 @@
 import { t } from 'tap';
-import { ProgressView, duration, human } from '../../cmd/shared/progress-view.js';
+import { human } from '../../cmd/shared/format.js';
+import { ProgressView, duration } from '../../cmd/shared/progress-view.js';
 
 const MiB = 1024 * 1024;
 const bar = (f: number, n: number) => '#'.repeat(Math.round(f * n)) + '-'.repeat(n - Math.round(f * n));
