@@ -78,6 +78,14 @@ async function lockOrWait(fh: FileHandle, path: string, opts: LockOptions): Prom
   }
 }
 
+/**
+ * Takes an exclusive flock(2) on an open file without waiting: true when taken (held until the handle
+ * is closed), false when another open file description holds it. For files locked while written.
+ */
+export function tryFlock(fh: FileHandle, path: string): boolean {
+  return tryLock(fh, path);
+}
+
 // True when taken, false when another open file description holds it.
 function tryLock(fh: FileHandle, path: string): boolean {
   try {

@@ -148,19 +148,19 @@ class Copier {
     }
     await this.limit.run(async () => {
       this.abort.signal.throwIfAborted();
-      const source = this.opts.src.fetchBlob(desc, this.t);
-      await this.opts.dst.pushBlob(desc, this.counting(source, desc), this.t);
+      // A function of the offset: a layout destination resumes what a killed run left in ingest/.
+      await this.opts.dst.pushBlob(desc, (offset) => this.counting(this.opts.src.fetchBlob(desc, { ...this.t, offset }), desc, offset), this.t);
     });
     this.counts.blobsCopied++;
     this.counts.bytesCopied += desc.size;
     this.progress({ kind: 'blob-done', digest: desc.digest, total: desc.size, skipped: false });
   }
 
-  private async *counting(source: AsyncIterable<Uint8Array>, desc: Descriptor): AsyncGenerator<Uint8Array> {
+  private async *counting(source: AsyncIterable<Uint8Array>, desc: Descriptor, offset: number): AsyncGenerator<Uint8Array> {
     const step = Math.max(PROGRESS_STEP, Math.floor(desc.size / 100));
-    let done = 0;
-    let reported = 0;
-    this.progress({ kind: 'blob', digest: desc.digest, done: 0, total: desc.size });
+    let done = offset;
+    let reported = offset;
+    this.progress({ kind: 'blob', digest: desc.digest, done, total: desc.size });
     for await (const chunk of source) {
       done += chunk.byteLength;
       if (done - reported >= step || done === desc.size) {

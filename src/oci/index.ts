@@ -1,7 +1,7 @@
 // Public surface of src/oci. Helpers working on this folder add their exports here.
 export * from './media-types.js';
-export type { Descriptor, Platform, ImageManifest, ImageIndex, TransferOptions, ContentSource, ContentTarget, ContentStore, Reference } from './types.js';
-export { verified, verifyBytes } from './verify.js';
+export type { Descriptor, Platform, ImageManifest, ImageIndex, TransferOptions, FetchBlobOptions, BlobContent, ContentSource, ContentTarget, ContentStore, Reference } from './types.js';
+export { BlobVerifier, verified, verifiedFrom, verifyBytes } from './verify.js';
 export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.js';
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
 export { copy, copyDescriptor, type CopyOptions, type CopyDescriptorOptions, type CopyResult } from './copy.js';

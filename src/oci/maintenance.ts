@@ -225,12 +225,13 @@ async function forEachLimited<T>(items: readonly T[], n: number, fn: (item: T) =
 }
 
 /**
- * Removes the temp files of writers that are gone (a blob half-written when its process was killed);
- * a live writer's files are left alone. Run by a writer before it copies into the store, so a crash
+ * Removes the temp files of writers that are gone (an index.json write, a blob half-written from a
+ * stream) but keeps resumable downloads (`*.partial`); a live writer's files are left alone. Run by a writer before it copies into the store, so a crash
  * leaves no partial file behind for long. Returns the paths removed.
  */
 export async function sweepStrays(store: LayoutStore): Promise<string[]> {
-  const gone = (await listStrays(store.dir)).filter((s) => s.abandoned);
+  // Resumable downloads stay: the pull about to run continues them.
+  const gone = (await listStrays(store.dir)).filter((s) => s.abandoned && !s.resumable);
   for (const s of gone) await rm(s.path, { force: true });
   return gone.map((s) => s.path);
 }

@@ -49,6 +49,18 @@ export interface TransferOptions {
   readonly log?: Logger;
 }
 
+/** Options of `fetchBlob`. */
+export interface FetchBlobOptions extends TransferOptions {
+  /** Start at this byte (0 by default). */
+  readonly offset?: number;
+}
+
+/**
+ * A blob's bytes for `pushBlob`: a stream, or a function giving the stream from a byte offset, which
+ * lets a store resume a download a killed process left (it re-hashes what it has, then asks for the rest).
+ */
+export type BlobContent = AsyncIterable<Uint8Array> | ((offset: number) => AsyncIterable<Uint8Array>);
+
 /**
  * Read side of a content store (registry repository or OCI layout). Every read is verified against the
  * descriptor: size and digest checked while streaming; the stream throws at the first excess byte.
@@ -58,8 +70,12 @@ export interface ContentSource {
   resolve(reference: string, opts?: TransferOptions): Promise<Descriptor>;
   /** Reads a manifest/index/config whole (capped at MAX_MANIFEST_BYTES), verified against `desc`. */
   fetchBytes(desc: Descriptor, opts?: TransferOptions): Promise<Uint8Array>;
-  /** Streams a blob, verified against `desc`. */
-  fetchBlob(desc: Descriptor, opts?: TransferOptions): AsyncIterable<Uint8Array>;
+  /**
+   * Streams a blob, verified against `desc`. With `offset`, streams the bytes from that offset on (a
+   * resumed download): the size is still checked, the digest is then the store's check, since only it
+   * holds the bytes before `offset`.
+   */
+  fetchBlob(desc: Descriptor, opts?: FetchBlobOptions): AsyncIterable<Uint8Array>;
   /** True when the content is present (for a layout: present and named by its digest). */
   exists(desc: Descriptor, opts?: TransferOptions): Promise<boolean>;
 }
@@ -68,7 +84,7 @@ export interface ContentSource {
 export interface ContentTarget {
   exists(desc: Descriptor, opts?: TransferOptions): Promise<boolean>;
   /** Stores a blob from a stream; throws OCI_DIGEST_MISMATCH / OCI_SIZE_MISMATCH and stores nothing on a mismatch. */
-  pushBlob(desc: Descriptor, content: AsyncIterable<Uint8Array>, opts?: TransferOptions): Promise<void>;
+  pushBlob(desc: Descriptor, content: BlobContent, opts?: TransferOptions): Promise<void>;
   /** Stores a manifest or index from its exact bytes (never re-serialized), optionally tagging it. */
   pushManifest(desc: Descriptor, bytes: Uint8Array, opts?: TransferOptions & { readonly tag?: string }): Promise<void>;
   /** Points `tag` at an already stored manifest. */

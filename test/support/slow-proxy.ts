@@ -7,6 +7,8 @@ export interface SlowProxy {
   readonly host: string;
   /** Bytes per second from the server to the client (0 = unthrottled). */
   rate: number;
+  /** Bytes the server has sent back through the proxy so far (what a download cost the registry). */
+  readonly bytesDown: number;
   close(): Promise<void>;
 }
 
@@ -17,7 +19,7 @@ export interface SlowProxy {
 export async function startSlowProxy(t: Pick<Test, "teardown">, target: string, rate: number): Promise<SlowProxy> {
   const [thost, tport] = target.split(':') as [string, string];
   const sockets = new Set<Socket>();
-  const proxy: SlowProxy = { host: '', rate, close: async () => {} };
+  const proxy: SlowProxy = { host: '', rate, bytesDown: 0, close: async () => {} };
   const server = createServer((client) => {
     const upstream = connect(Number(tport), thost);
     sockets.add(client).add(upstream);
@@ -32,6 +34,7 @@ export async function startSlowProxy(t: Pick<Test, "teardown">, target: string, 
     client.pipe(upstream);
     let queue = Promise.resolve();
     upstream.on('data', (chunk: Buffer) => {
+      (proxy as { bytesDown: number }).bytesDown += chunk.length;
       if (proxy.rate <= 0) {
         client.write(chunk);
         return;

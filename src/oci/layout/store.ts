@@ -4,8 +4,8 @@ import { MosError, describeSystemError, isDigest, silentLogger, type Digest, typ
 import { acquireLock, exists, openRegular, readFileLimited, writeFileAtomic } from '../../host/index.js';
 import { childrenOf, isIndexType, sniffManifestType } from '../graph.js';
 import { MAX_MANIFEST_BYTES } from '../media-types.js';
-import { verified, verifyBytes } from '../verify.js';
-import type { ContentStore, Descriptor, TransferOptions } from '../types.js';
+import { verifiedFrom, verifyBytes } from '../verify.js';
+import type { BlobContent, ContentStore, Descriptor, FetchBlobOptions, TransferOptions } from '../types.js';
 import { blobPath, blobSize, writeBlob } from './blobs.js';
 import { INDEX_FILE, LOCK_FILE, createLayout, readHeader, readHeaderVersion } from './create.js';
 import {
@@ -145,8 +145,9 @@ export class LayoutStore implements ContentStore {
     return bytes;
   }
 
-  /** Streams a blob, verified against `desc` while it is read. */
-  fetchBlob(desc: Descriptor, _opts?: TransferOptions): AsyncIterable<Uint8Array> {
+  /** Streams a blob (from `opts.offset`), verified against `desc` while it is read. */
+  fetchBlob(desc: Descriptor, opts?: FetchBlobOptions): AsyncIterable<Uint8Array> {
+    const offset = opts?.offset ?? 0;
     const path = this.blobPath(desc.digest);
     const store = this;
     async function* read(): AsyncGenerator<Uint8Array> {
@@ -157,9 +158,9 @@ export class LayoutStore implements ContentStore {
         throw store.readError(e, desc, path);
       }
       // The stream owns the handle from here and closes it at the end or on an error.
-      yield* opened.fh.createReadStream({ highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+      yield* opened.fh.createReadStream({ highWaterMark: 1024 * 1024, start: offset }) as AsyncIterable<Buffer>;
     }
-    return verified(read(), desc, path);
+    return verifiedFrom(read(), desc, offset, path);
   }
 
   /** True when the blob file is present with the descriptor's size (fsck re-hashes; this does not). */
@@ -167,17 +168,20 @@ export class LayoutStore implements ContentStore {
     return (await blobSize(this.dir, desc.digest)) === desc.size;
   }
 
-  /** Stores a blob from a stream (verified; temp + fsync + rename). A present blob is not read again. */
-  async pushBlob(desc: Descriptor, content: AsyncIterable<Uint8Array>, opts?: TransferOptions): Promise<void> {
+  /**
+   * Stores a blob (verified; temp + fsync + rename). A present blob is not read again. Given a function
+   * of the offset, a download a killed process left in `ingest/` is resumed (see `writeBlob`).
+   */
+  async pushBlob(desc: Descriptor, content: BlobContent, opts?: TransferOptions): Promise<void> {
     if (await this.exists(desc)) return;
-    await writeBlob(this.dir, desc, content, opts?.signal);
+    await writeBlob(this.dir, desc, content, { signal: opts?.signal, log: opts?.log ?? this.log });
   }
 
   /** Stores manifest/index bytes exactly as given (verified), then tags them if `tag` is set. */
   async pushManifest(desc: Descriptor, bytes: Uint8Array, opts?: TransferOptions & { readonly tag?: string }): Promise<void> {
     verifyBytes(bytes, desc);
     if (opts?.tag !== undefined) validateTag(opts.tag);
-    if (!(await this.exists(desc))) await writeBlob(this.dir, desc, single(bytes), opts?.signal);
+    if (!(await this.exists(desc))) await writeBlob(this.dir, desc, single(bytes), { signal: opts?.signal });
     if (opts?.tag !== undefined) await this.tag(desc, opts.tag);
   }
 

@@ -1,4 +1,4 @@
-import type { Descriptor, ContentStore, TransferOptions } from '../types.js';
+import type { Descriptor, ContentStore, FetchBlobOptions, TransferOptions } from '../types.js';
 import { MosError } from '../../base/index.js';
 import { firstThatWorks, type Endpoint } from './mirrors.js';
 import type { RegistryRepository } from './repository.js';
@@ -39,7 +39,7 @@ export class FallbackSource implements ContentStore {
     });
   }
 
-  async *fetchBlob(desc: Descriptor, opts?: TransferOptions): AsyncIterable<Uint8Array> {
+  async *fetchBlob(desc: Descriptor, opts?: FetchBlobOptions): AsyncIterable<Uint8Array> {
     const { iterator, first } = await this.each(async (s) => {
       const it = s.fetchBlob(desc, opts)[Symbol.asyncIterator]();
       const r = await it.next();

@@ -1,8 +1,8 @@
 import { MosError, isDigest, isTag, sha256Digest, splitDigest, type Digest } from '../../base/index.js';
 import { isManifestType } from '../graph.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../media-types.js';
-import type { ContentStore, Descriptor, Platform, TransferOptions } from '../types.js';
-import { verified, verifyBytes } from '../verify.js';
+import type { BlobContent, ContentStore, Descriptor, FetchBlobOptions, Platform, TransferOptions } from '../types.js';
+import { verifiedFrom, verifyBytes } from '../verify.js';
 import { defaultAuthFiles, searchCredentials, type Credentials } from './credentials.js';
 import { isRetriableNetworkError, networkError, redactUrl, responseError } from './errors.js';
 import { mediaTypeOf } from './headers.js';
@@ -157,17 +157,19 @@ export class RegistryRepository implements ContentStore, RepositoryHandle {
   /**
    * Streams a blob, verified against `desc` (throws at the first excess byte, or at the end on a
    * size/digest mismatch). A connection reset mid-blob is resumed with `Range: bytes=<offset>-`, the
-   * hash continuing over the bytes already passed on. Memory stays at one network chunk.
+   * hash continuing over the bytes already passed on. Memory stays at one network chunk. With
+   * `opts.offset` the blob is read from there (a resumed download; the store checks the digest).
    */
-  fetchBlob(desc: Descriptor, opts: TransferOptions = {}): AsyncIterable<Uint8Array> {
-    return verified(this.rawBlob(desc, opts), desc, `${this.display}@${desc.digest}`);
+  fetchBlob(desc: Descriptor, opts: FetchBlobOptions = {}): AsyncIterable<Uint8Array> {
+    const offset = opts.offset ?? 0;
+    return verifiedFrom(this.rawBlob(desc, offset, opts), desc, offset, `${this.display}@${desc.digest}`);
   }
 
-  private async *rawBlob(desc: Descriptor, opts: TransferOptions): AsyncGenerator<Uint8Array> {
+  private async *rawBlob(desc: Descriptor, start: number, opts: TransferOptions): AsyncGenerator<Uint8Array> {
     await this.acquire();
     try {
       const what = `fetch blob ${this.display}@${desc.digest}`;
-      let offset = 0;
+      let offset = start;
       let resumes = 0;
       for (;;) {
         const ex = await this.blobGet(desc, offset, what, opts.signal);
@@ -245,8 +247,8 @@ export class RegistryRepository implements ContentStore, RepositoryHandle {
    * given, else one PUT for blobs up to `chunkSize` and PATCH chunks beyond. The content is verified
    * while it is read; on any failure the upload session is cancelled and nothing is committed.
    */
-  pushBlob(desc: Descriptor, content: AsyncIterable<Uint8Array>, opts: PushBlobOptions = {}): Promise<void> {
-    return pushBlob(this, desc, content, opts);
+  pushBlob(desc: Descriptor, content: BlobContent, opts: PushBlobOptions = {}): Promise<void> {
+    return pushBlob(this, desc, typeof content === 'function' ? content(0) : content, opts);
   }
 
   /**
