@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { DOWNLOADER_USER, runDownloaderChild, useDownloader } from '../src/oci/index.js';
 import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
 import * as activate from './mosctl/activate.js';
@@ -22,9 +23,23 @@ import * as update from './mosctl/update.js';
 import * as upgrade from './mosctl/upgrade.js';
 import * as verify from './mosctl/verify.js';
 
-const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
-for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
-registerDocs(program);
-// runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
-// also bundles as CommonJS (the initramfs loads it through a V8 code cache).
-void runProgram(program, process.argv);
+// `mosctl __downloader`: the unprivileged registry reader mosctl starts as its own child (never by hand).
+if (process.argv[2] === '__downloader') runDownloaderChild();
+else main();
+
+function main(): void {
+  const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
+  program.option(
+    '--downloader-user <user>',
+    `run registry traffic in a child under this user: a name (created if missing), UID or UID:GID; off: in this process (default: $MOSCTL_DOWNLOADER_USER, else ${DOWNLOADER_USER}; only as root)`,
+  );
+  program.hook('preAction', (cmd) => {
+    const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
+    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, '__downloader'] });
+  });
+  for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
+  registerDocs(program);
+  // runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
+  // also bundles as CommonJS (the initramfs loads it through a V8 code cache).
+  void runProgram(program, process.argv);
+}

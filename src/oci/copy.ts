@@ -149,7 +149,7 @@ class Copier {
     await this.limit.run(async () => {
       this.abort.signal.throwIfAborted();
       // A function of the offset: a layout destination resumes what a killed run left in ingest/.
-      await this.opts.dst.pushBlob(desc, (offset) => this.counting(this.opts.src.fetchBlob(desc, { ...this.t, offset }), desc, offset), this.t);
+      await this.opts.dst.pushBlob(desc, (offset) => this.counting(this.opts.src.fetchBlob(desc, { ...this.t, offset, sizeOnly: true }), desc, offset), this.t);
     });
     this.counts.blobsCopied++;
     this.counts.bytesCopied += desc.size;

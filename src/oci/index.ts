@@ -1,6 +1,7 @@
 // Public surface of src/oci. Helpers working on this folder add their exports here.
 export * from './media-types.js';
-export type { Descriptor, Platform, ImageManifest, ImageIndex, TransferOptions, FetchBlobOptions, BlobContent, ContentSource, ContentTarget, ContentStore, Reference } from './types.js';
+export { isRegistryReader } from './types.js';
+export type { RegistryReader, Descriptor, Platform, ImageManifest, ImageIndex, TransferOptions, FetchBlobOptions, BlobContent, ContentSource, ContentTarget, ContentStore, Reference } from './types.js';
 export { BlobVerifier, verified, verifiedFrom, verifyBytes } from './verify.js';
 export { openLayout, LayoutStore, type OpenLayoutOptions } from './layout/store.js';
 export { parseLayoutIndex, validateTag, type LayoutIndex, type LayoutTag } from './layout/index-file.js';
@@ -20,3 +21,4 @@ export { openReference, openEndpoints, openMirrored, registriesConfOf, repositor
 export { FallbackSource } from './registry/fallback.js';
 export { endpointsFor, firstThatWorks, loadRegistriesConf, parseRegistriesConf, DEFAULT_REGISTRIES_CONF, type Endpoint, type RegistriesConf, type RegistryEntry } from './registry/mirrors.js';
 export { blobPath as layoutBlobPath } from './layout/blobs.js';
+export { useDownloader, currentDownloader, Downloader, RemoteRepository, downloaderIds, runDownloaderChild, DOWNLOADER_USER, DOWNLOADER_DEFAULT_ID, type DownloaderOptions, type DownloaderIds } from './downloader/index.js';

@@ -1,21 +1,22 @@
 import { parseReference, type Logger, type RegistryAccess, type RegistryLimits } from '../base/index.js';
 import { openLayout } from './layout/store.js';
 import type { RegistryOptions } from './registry/options.js';
-import { openRepository, type RegistryRepository } from './registry/repository.js';
+import { openRepository } from './registry/repository.js';
+import { openReadRepository } from './downloader/index.js';
 import { FallbackSource } from './registry/fallback.js';
 import { endpointsFor, loadRegistriesConf, type Endpoint, type RegistriesConf } from './registry/mirrors.js';
-import type { ContentStore, Reference } from './types.js';
+import type { ContentStore, Reference, RegistryReader } from './types.js';
 
 export type { RegistryAccess, RegistryLimits };
 
 /**
  * The places to fetch `host/name` from (mirrors in order, then the primary; registries.conf), each
- * opened as a repository. REGISTRY_BLOCKED for a blocked registry, CONFIG_INVALID for a bad conf.
+ * opened as a repository for reading (through the unprivileged downloader when the process uses one). REGISTRY_BLOCKED for a blocked registry, CONFIG_INVALID for a bad conf.
  */
-export function openEndpoints(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): { endpoint: Endpoint; store: RegistryRepository }[] {
+export function openEndpoints(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): { endpoint: Endpoint; store: RegistryReader }[] {
   return endpointsFor(conf, host, name, byDigest).map((endpoint) => ({
     endpoint,
-    store: openRepository(repositoryOptions(endpoint.host, endpoint.name, endpoint.insecure ? { ...access, insecureHosts: [...(access.insecureHosts ?? []), endpoint.host] } : access)),
+    store: openReadRepository(repositoryOptions(endpoint.host, endpoint.name, endpoint.insecure ? { ...access, insecureHosts: [...(access.insecureHosts ?? []), endpoint.host] } : access)),
   }));
 }
 
@@ -25,7 +26,7 @@ export function registriesConfOf(access: RegistryAccess): Promise<RegistriesConf
 }
 
 /** A repository read through its mirrors: one store when there are none, else a {@link FallbackSource}. */
-export function openMirrored(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): ContentStore {
+export function openMirrored(conf: RegistriesConf | undefined, host: string, name: string, byDigest: boolean, access: RegistryAccess & { readonly log?: Logger | undefined }): RegistryReader {
   const eps = openEndpoints(conf, host, name, byDigest, access);
   return eps.length === 1 ? eps[0]!.store : new FallbackSource(eps, `${host}/${name}`);
 }

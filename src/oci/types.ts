@@ -53,6 +53,11 @@ export interface TransferOptions {
 export interface FetchBlobOptions extends TransferOptions {
   /** Start at this byte (0 by default). */
   readonly offset?: number;
+  /**
+   * Check only the size here: the caller hashes every byte itself (a `ContentTarget` writing the blob
+   * always does), so the digest is computed once, not twice.
+   */
+  readonly sizeOnly?: boolean;
 }
 
 /**
@@ -95,3 +100,16 @@ export interface ContentTarget {
 export interface ContentStore extends ContentSource, ContentTarget {}
 
 export type { Reference } from '../base/index.js';
+
+/** A registry repository as pulls read it: in this process, through the downloader, or through mirrors. */
+export interface RegistryReader extends ContentStore {
+  /** `host/name` for messages (never with credentials). */
+  readonly display: string;
+  /** Manifests whose `subject` is `subject` (referrers API, else the `sha256-<hex>` fallback tag). */
+  referrers(subject: Descriptor, opts?: TransferOptions & { readonly artifactType?: string }): Promise<Descriptor[]>;
+}
+
+/** True for stores that answer `referrers` themselves (registries), false for layouts. */
+export function isRegistryReader(s: ContentStore): s is RegistryReader {
+  return typeof (s as Partial<RegistryReader>).referrers === 'function';
+}

@@ -1,6 +1,6 @@
 import { isMosError, sha256Digest } from '../base/index.js';
 import {
-  OCI_INDEX, FallbackSource, RegistryRepository, fallbackTag, parseImageIndex, verifyBytes,
+  OCI_INDEX, RegistryRepository, isRegistryReader, fallbackTag, parseImageIndex, verifyBytes,
   type ContentStore, type Descriptor, type ImageIndex,
 } from '../oci/index.js';
 
@@ -25,7 +25,7 @@ export function targetTag(digest: string): string {
  * `sha256-<hex>` fallback tag), or, in a layout, the same fallback tag index. None → [].
  */
 export async function listReferrers(store: ContentStore, subject: Descriptor, artifactType?: string): Promise<Descriptor[]> {
-  if (store instanceof RegistryRepository || store instanceof FallbackSource) return store.referrers(subject, artifactType ? { artifactType } : {});
+  if (isRegistryReader(store)) return store.referrers(subject, artifactType ? { artifactType } : {});
   const index = await readFallbackIndex(store, subject);
   return index.manifests.filter((d) => artifactType === undefined || d.artifactType === artifactType);
 }

@@ -5,7 +5,8 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build/index.js';
 import { openLayout, parseImageManifest } from '../../src/oci/index.js';
-import { childEnv, cliPath, plainNode, runCli } from '../support/cli.js';
+import { TEST_DOWNLOADER_UID, childEnv, cliPath, plainNode, runCli } from '../support/cli.js';
+import { childPids, procUids } from '../support/lxc.js';
 import { needs } from '../support/env.js';
 import { killCount, spreadKills } from '../support/kills.js';
 import { mintPki } from '../support/pki.js';
@@ -14,8 +15,8 @@ import { startRegistry } from '../support/registry.js';
 import { startSlowProxy } from '../support/slow-proxy.js';
 import { makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 
-// Resumable pulls across restarts: `mosctl install` of a 256 MiB image from a real docker-registry is
-// SIGKILLed at 10 points (MOSCTL_KILLS) of its download. Each re-run must fetch only what the killed run
+// Resumable pulls across restarts: `mosctl install` of a 256 MiB image from a real docker-registry (read
+// through mosctl's unprivileged downloader, as by default as root) is SIGKILLed at 10 points (MOSCTL_KILLS) of its download. Each re-run must fetch only what the killed run
 // had not written (counted on the registry's side, by a proxy in front of it), and the last one must
 // end fsck-clean with nothing left in ingest/.
 const skip = needs({ root: true, programs: ['mksquashfs', 'docker-registry'] });
@@ -55,6 +56,7 @@ t.test('a pull SIGKILLed at 10 points resumes each time, fetching only the rest'
   const kills = spreadKills(killCount(10), ['download'], rnd);
   let previous = 0;
   for (const [i, k] of kills.entries()) {
+    await proxy.idle();
     const before = proxy.bytesDown;
     const child = spawn(...plainNode([cliPath('mosctl'), ...args]), { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     let stderr = '';
@@ -67,6 +69,11 @@ t.test('a pull SIGKILLed at 10 points resumes each time, fetching only the rest'
     const deadline = Date.now() + 120_000;
     while (partialSize() < want && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     t.equal(child.exitCode, null, `run ${i + 1}: still pulling at ${(want / MiB).toFixed(1)} MiB`, { diag: stderr });
+    if (i === 0) {
+      // The download runs in mosctl's downloader child, under its own uid (the CLI default as root).
+      const uids = childPids(child.pid!).map((pid) => procUids(pid)[0]);
+      t.same(uids, [TEST_DOWNLOADER_UID], 'mosctl has one child, the downloader, running as the downloader uid');
+    }
     child.kill('SIGKILL');
     await exited;
     const now = partialSize();
@@ -76,6 +83,7 @@ t.test('a pull SIGKILLed at 10 points resumes each time, fetching only the rest'
     previous = now;
   }
 
+  await proxy.idle();
   const before = proxy.bytesDown;
   const last = await runCli('mosctl', args);
   t.equal(last.code, 0, 'the last run completes the install', { diag: last.stderr });

@@ -1,4 +1,4 @@
-import { t } from 'tap';
+import { t, type Test } from 'tap';
 import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Digest } from '../../src/base/index.js';
@@ -14,7 +14,7 @@ import { testRandom } from '../support/random.js';
 const rnd = testRandom('resume');
 const LAYER = 3 * 1024 * 1024 + 17;
 
-async function fixture(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { ignoreRange?: boolean } = {}) {
+async function fixture(t: Test, opts: { ignoreRange?: boolean } = {}) {
   const ranges: string[] = [];
   const fake = await startFakeRegistry(t, {
     hook: (req, _res, url) => {

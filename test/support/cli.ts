@@ -15,8 +15,13 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     if (k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE' || k === 'TS_NODE_TRANSPILE_ONLY' || k === 'TAP' || k.startsWith('TAP_') || k.startsWith('_TAPJS_')) continue;
     env[k] = v;
   }
-  return { ...env, ...extra };
+  // As root the CLI reads registries through its unprivileged downloader; tests name the uid as a number
+  // so that no run adds a user to this machine's /etc/passwd (test/oci/downloader.test.ts covers that).
+  return { MOSCTL_DOWNLOADER_USER: String(TEST_DOWNLOADER_UID), ...env, ...extra };
 }
+
+/** The uid (and gid) the CLIs' downloader runs as in tests. */
+export const TEST_DOWNLOADER_UID = 64091;
 
 /**
  * The command and arguments that start `node <args>` as a plain node, for spawn(). An env without

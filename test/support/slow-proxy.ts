@@ -9,6 +9,8 @@ export interface SlowProxy {
   rate: number;
   /** Bytes the server has sent back through the proxy so far (what a download cost the registry). */
   readonly bytesDown: number;
+  /** Resolves once no connection is open (what a killed client had in flight is then all counted). */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -19,7 +21,15 @@ export interface SlowProxy {
 export async function startSlowProxy(t: Pick<Test, "teardown">, target: string, rate: number): Promise<SlowProxy> {
   const [thost, tport] = target.split(':') as [string, string];
   const sockets = new Set<Socket>();
-  const proxy: SlowProxy = { host: '', rate, bytesDown: 0, close: async () => {} };
+  const proxy: SlowProxy = {
+    host: '',
+    rate,
+    bytesDown: 0,
+    idle: async () => {
+      for (let i = 0; i < 500 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    },
+    close: async () => {},
+  };
   const server = createServer((client) => {
     const upstream = connect(Number(tport), thost);
     sockets.add(client).add(upstream);

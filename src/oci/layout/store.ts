@@ -160,7 +160,7 @@ export class LayoutStore implements ContentStore {
       // The stream owns the handle from here and closes it at the end or on an error.
       yield* opened.fh.createReadStream({ highWaterMark: 1024 * 1024, start: offset }) as AsyncIterable<Buffer>;
     }
-    return verifiedFrom(read(), desc, offset, path);
+    return verifiedFrom(read(), desc, offset, path, opts?.sizeOnly);
   }
 
   /** True when the blob file is present with the descriptor's size (fsck re-hashes; this does not). */

@@ -1,7 +1,6 @@
-import type { Descriptor, ContentStore, FetchBlobOptions, TransferOptions } from '../types.js';
+import type { Descriptor, FetchBlobOptions, RegistryReader, TransferOptions } from '../types.js';
 import { MosError } from '../../base/index.js';
 import { firstThatWorks, type Endpoint } from './mirrors.js';
-import type { RegistryRepository } from './repository.js';
 
 /**
  * One repository reached through several endpoints (mirrors, then the primary): every read tries them
@@ -9,14 +8,14 @@ import type { RegistryRepository } from './repository.js';
  * mirror cannot substitute content. A blob stream is committed to the first endpoint that yields a
  * chunk; a failure after that (a wrong or cut blob) is for the caller to retry with {@link candidates}.
  */
-export class FallbackSource implements ContentStore {
+export class FallbackSource implements RegistryReader {
   constructor(
-    readonly candidates: readonly { readonly endpoint: Endpoint; readonly store: RegistryRepository }[],
+    readonly candidates: readonly { readonly endpoint: Endpoint; readonly store: RegistryReader }[],
     /** `host/name` as referenced, for messages. */
     readonly display: string,
   ) {}
 
-  private each<T>(fn: (s: RegistryRepository) => Promise<T>): Promise<T> {
+  private each<T>(fn: (s: RegistryReader) => Promise<T>): Promise<T> {
     return firstThatWorks(this.candidates, (c) => fn(c.store), this.display);
   }
 
@@ -54,7 +53,7 @@ export class FallbackSource implements ContentStore {
     }
   }
 
-  referrers(subject: Descriptor, opts: { artifactType?: string } = {}): Promise<Descriptor[]> {
+  referrers(subject: Descriptor, opts: TransferOptions & { readonly artifactType?: string } = {}): Promise<Descriptor[]> {
     return this.each((s) => s.referrers(subject, opts));
   }
 

@@ -10,6 +10,8 @@ export interface RegistryOptions extends RegistryLimits {
   readonly plainHttp?: boolean;
   /** Extra PEM CA files trusted besides the system CAs (`--registry-ca`). */
   readonly caFiles?: readonly string[];
+  /** Extra CA certificates as PEM text (what the unprivileged downloader gets instead of file names). */
+  readonly caPems?: readonly string[];
   /** Docker config.json / containers auth.json; default `$REGISTRY_AUTH_FILE`, then `~/.docker/config.json`. */
   readonly authFile?: string;
   /** Credentials to use instead of the auth file. */
@@ -33,6 +35,7 @@ export interface ResolvedOptions {
   readonly insecureHosts: readonly string[];
   readonly plainHttp: boolean;
   readonly caFiles: readonly string[];
+  readonly caPems: readonly string[];
   readonly authFile: string | undefined;
   readonly credentials: Credentials | undefined;
   readonly fetch: typeof fetch | undefined;
@@ -56,6 +59,7 @@ export function resolveOptions(o: RegistryOptions): ResolvedOptions {
     insecureHosts: o.insecureHosts ?? [],
     plainHttp: o.plainHttp ?? false,
     caFiles: o.caFiles ?? [],
+    caPems: o.caPems ?? [],
     authFile: o.authFile,
     credentials: o.credentials,
     fetch: o.fetch,

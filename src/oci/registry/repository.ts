@@ -162,7 +162,7 @@ export class RegistryRepository implements ContentStore, RepositoryHandle {
    */
   fetchBlob(desc: Descriptor, opts: FetchBlobOptions = {}): AsyncIterable<Uint8Array> {
     const offset = opts.offset ?? 0;
-    return verifiedFrom(this.rawBlob(desc, offset, opts), desc, offset, `${this.display}@${desc.digest}`);
+    return verifiedFrom(this.rawBlob(desc, offset, opts), desc, offset, `${this.display}@${desc.digest}`, opts.sizeOnly);
   }
 
   private async *rawBlob(desc: Descriptor, start: number, opts: TransferOptions): AsyncGenerator<Uint8Array> {

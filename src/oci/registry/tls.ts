@@ -74,8 +74,8 @@ const agents = new Map<string, Promise<Dispatcher>>();
  * `fetch` needs no extra CAs. Throws HOST_IO for an unreadable CA file, INPUT_INVALID for a non-PEM one.
  */
 export function dispatcherFor(opts: ResolvedOptions): Promise<Dispatcher | undefined> {
-  if (opts.fetch && opts.caFiles.length === 0) return Promise.resolve(undefined);
-  const key = [opts.requestTimeoutMs, opts.stallTimeoutMs, ...opts.caFiles].join('\0');
+  if (opts.fetch && opts.caFiles.length === 0 && opts.caPems.length === 0) return Promise.resolve(undefined);
+  const key = [opts.requestTimeoutMs, opts.stallTimeoutMs, ...opts.caFiles, ...opts.caPems].join('\0');
   let p = agents.get(key);
   if (!p) {
     p = makeAgent(opts);
@@ -85,14 +85,14 @@ export function dispatcherFor(opts: ResolvedOptions): Promise<Dispatcher | undef
   return p;
 }
 
-async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
-  const { Agent } = await undici();
-  const timeouts = { headersTimeout: opts.requestTimeoutMs + 1000, bodyTimeout: opts.stallTimeoutMs + 1000 };
-  if (opts.caFiles.length === 0) return new Agent(timeouts);
-  const ca: string[] = [...rootCertificates];
-  const system = await readFile(SYSTEM_BUNDLE, 'utf8').catch(() => undefined);
-  if (system) ca.push(system);
-  for (const file of opts.caFiles) {
+/**
+ * The PEM text of registry CA files (each at most 1 MiB): HOST_IO naming an unreadable one,
+ * INPUT_INVALID naming one that holds no certificate. Read by whoever has the right to read them
+ * (root, for the unprivileged downloader, which gets the text).
+ */
+export async function readCaFiles(files: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
     let pem: string;
     try {
       pem = (await readFileLimited(file, MAX_CA_FILE_BYTES)).toString('utf8');
@@ -100,10 +100,26 @@ async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
       if (e instanceof MosError) throw e;
       throw new MosError({ code: 'HOST_IO', subject: file, message: `cannot read registry CA file: ${describeSystemError(e)}`, cause: e });
     }
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new MosError({ code: 'INPUT_INVALID', subject: file, message: 'registry CA file holds no PEM certificate', hint: 'pass a PEM file with one or more CERTIFICATE blocks' });
-    }
-    ca.push(pem);
+    checkPem(pem, file);
+    out.push(pem);
   }
+  return out;
+}
+
+function checkPem(pem: string, subject: string): void {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new MosError({ code: 'INPUT_INVALID', subject, message: 'registry CA file holds no PEM certificate', hint: 'pass a PEM file with one or more CERTIFICATE blocks' });
+  }
+}
+
+async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
+  const { Agent } = await undici();
+  const timeouts = { headersTimeout: opts.requestTimeoutMs + 1000, bodyTimeout: opts.stallTimeoutMs + 1000 };
+  if (opts.caFiles.length === 0 && opts.caPems.length === 0) return new Agent(timeouts);
+  const ca: string[] = [...rootCertificates];
+  const system = await readFile(SYSTEM_BUNDLE, 'utf8').catch(() => undefined);
+  if (system) ca.push(system);
+  for (const pem of opts.caPems) checkPem(pem, 'registry CA');
+  ca.push(...(await readCaFiles(opts.caFiles)), ...opts.caPems);
   return new Agent({ ...timeouts, connect: { ca } });
 }
