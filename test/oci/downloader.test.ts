@@ -119,7 +119,7 @@ t.test('a child that stalls a blob is given up on after the stall timeout', { sk
   const store = await openLayout(join(t.testdir({}), 'store'), { create: true });
   const dl = new Downloader({ user: ids, command: [process.execPath, '--import', `file://${compromised}`, childMain, 'stall'] });
   t.teardown(() => dl.close());
-  const src = dl.openRepository({ host: p.reg.host, name: 'mos/x', stallTimeoutMs: 300 });
+  const src = dl.openRepository({ host: p.reg.host, name: 'mos/x', stallTimeoutMs: 300, requestTimeoutMs: 300, maxRetryAfterMs: 0 });
   await t.rejects(copy({ src, dst: store, reference: p.desc, tag: 'v1' }), { code: 'REGISTRY_TIMEOUT', message: /downloader sent nothing/ });
 });
 
@@ -135,12 +135,12 @@ t.test('the downloader user: a name is looked up, created when missing; numbers 
   const etc = t.testdir({});
   copyFileSync('/etc/passwd', join(etc, 'passwd'));
   copyFileSync('/etc/group', join(etc, 'group'));
-  const created = await downloaderIds('mosctl-download', { etc });
+  const created = await downloaderIds('mosctl-test-dl', { etc });
   t.ok(created.created, 'created');
   t.ok(created.uid >= DOWNLOADER_DEFAULT_ID);
-  t.match(readFileSync(join(etc, 'passwd'), 'utf8'), new RegExp(`^mosctl-download:x:${created.uid}:${created.gid}:mosctl downloader:/nonexistent:/usr/sbin/nologin$`, 'm'));
-  t.match(readFileSync(join(etc, 'group'), 'utf8'), new RegExp(`^mosctl-download:x:${created.gid}:$`, 'm'));
-  const again = await downloaderIds('mosctl-download', { etc });
+  t.match(readFileSync(join(etc, 'passwd'), 'utf8'), new RegExp(`^mosctl-test-dl:x:${created.uid}:${created.gid}:mosctl downloader:/nonexistent:/usr/sbin/nologin$`, 'm'));
+  t.match(readFileSync(join(etc, 'group'), 'utf8'), new RegExp(`^mosctl-test-dl:x:${created.gid}:$`, 'm'));
+  const again = await downloaderIds('mosctl-test-dl', { etc });
   t.same({ uid: again.uid, gid: again.gid, created: again.created }, { uid: created.uid, gid: created.gid, created: undefined }, 'found the second time');
   // The id is free in both files: taken ids are skipped.
   writeFileSync(join(etc, 'passwd'), readFileSync(join(etc, 'passwd'), 'utf8') + `x1:x:${created.uid + 1}:${created.uid + 1}::/:/bin/false\n`);

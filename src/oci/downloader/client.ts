@@ -312,7 +312,7 @@ export class RemoteRepository implements ContentStore {
         ...(caPems.length ? { caPems } : {}),
         ...(credentials ? { credentials } : {}),
         ...(o.platform ? { platform: o.platform } : {}),
-        ...pick(o, ['requestTimeoutMs', 'stallTimeoutMs', 'minBytesPerSecond', 'maxBytesPerSecond', 'rateWindowMs', 'requestDeadlineMs', 'retries', 'retryBaseMs', 'concurrency']),
+        ...pick(o, ['requestTimeoutMs', 'stallTimeoutMs', 'minBytesPerSecond', 'maxBytesPerSecond', 'rateWindowMs', 'requestDeadlineMs', 'retries', 'retryBaseMs', 'maxRetryAfterMs', 'concurrency']),
       };
       this.dl.logTo(this.sid, o.log ?? silentLogger);
       this.dl.send({ t: 'open', sid: this.sid, opts: wire });
@@ -410,8 +410,10 @@ export class RemoteRepository implements ContentStore {
     );
     let ended = false;
     let unacked = 0;
-    // The child keeps its own stall timer on the registry; this one is for a child that stops talking.
-    const stallMs = (this.opts.stallTimeoutMs ?? 30_000) + 1000;
+    // The child keeps its own timers on the registry; this one is for a child that stops talking. It
+    // allows what a legitimate child may spend silent: a stalled reply's timeouts and a Retry-After wait.
+    const o = this.opts;
+    const stallMs = (o.stallTimeoutMs ?? 30_000) + (o.requestTimeoutMs ?? 30_000) + (o.maxRetryAfterMs ?? 60_000) + 1000;
     try {
       for (;;) {
         const r = queue.shift();

@@ -23,6 +23,7 @@ export interface WireRepositoryOptions {
   readonly requestDeadlineMs?: number;
   readonly retries?: number;
   readonly retryBaseMs?: number;
+  readonly maxRetryAfterMs?: number;
   readonly concurrency?: number;
 }
 
