@@ -23,13 +23,18 @@ export interface BenchRegistry {
   stop(): Promise<void>;
 }
 
-/** Starts docker-registry on 127.0.0.1 with its storage under `dir`. */
-export async function startBenchRegistry(dir: string): Promise<BenchRegistry> {
+/**
+ * Starts docker-registry on 127.0.0.1 with its storage under `dir` (`<dir>/registry`, or
+ * `<dir>/<name>` with `opts.name`); with `opts.proxy`, as a pull-through cache of that URL.
+ */
+export async function startBenchRegistry(dir: string, opts: { readonly name?: string; readonly proxy?: string } = {}): Promise<BenchRegistry> {
   const port = await freePort();
-  const config = join(dir, 'registry.yml');
+  const name = opts.name ?? 'registry';
+  const config = join(dir, `${name}.yml`);
   await writeFile(
     config,
-    `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: ${join(dir, 'registry')} }\nhttp: { addr: 127.0.0.1:${port} }\nhealth: { storagedriver: { enabled: false } }\n`,
+    `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: ${join(dir, name)} }\nhttp: { addr: 127.0.0.1:${port} }\nhealth: { storagedriver: { enabled: false } }\n` +
+      (opts.proxy ? `proxy: { remoteurl: "${opts.proxy}" }\n` : ''),
   );
   const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   const stop = async () => {

@@ -72,6 +72,7 @@ export class Downloader {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.ref(); // an idle child is unref'd: keep the loop alive until it has gone
     c.kill('SIGTERM');
     await gone;
   }
