@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { DOWNLOADER_USER, runDownloaderChild, useDownloader } from '../src/oci/index.js';
 import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
 import * as activate from './mosctl/activate.js';
@@ -8,6 +7,7 @@ import * as boot from './mosctl/boot.js';
 import * as createBootFs from './mosctl/create-boot-fs.js';
 import * as assess from './mosctl/assess.js';
 import * as deactivate from './mosctl/deactivate.js';
+import * as downloader from './mosctl/downloader.js';
 import * as fsck from './mosctl/fsck.js';
 import * as gc from './mosctl/gc.js';
 import * as history from './mosctl/history.js';
@@ -23,20 +23,12 @@ import * as update from './mosctl/update.js';
 import * as upgrade from './mosctl/upgrade.js';
 import * as verify from './mosctl/verify.js';
 
-// `mosctl __downloader`: the unprivileged registry reader mosctl starts as its own child (never by hand).
-if (process.argv[2] === '__downloader') runDownloaderChild();
+if (process.argv[2] === downloader.DOWNLOADER_MODE) downloader.runDownloaderChild();
 else main();
 
 function main(): void {
   const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
-  program.option(
-    '--downloader-user <user>',
-    `run registry traffic in a child under this user: a name (created if missing), UID or UID:GID; off: in this process (default: $MOSCTL_DOWNLOADER_USER, else ${DOWNLOADER_USER}; only as root)`,
-  );
-  program.hook('preAction', (cmd) => {
-    const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
-    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, '__downloader'] });
-  });
+  downloader.register(program);
   for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
   registerDocs(program);
   // runProgram never rejects (it reports and sets the exit code): no top-level await, so the program

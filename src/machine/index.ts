@@ -33,3 +33,4 @@ export { readPins, setPin, type PinResult } from './pins.js';
 export { readTracked, type TrackedSource } from './tracked.js';
 export { upgrade, switchSource, type UpgradeResult } from './upgrade.js';
 export { repairStore, type RepairOptions, type RepairResult } from './repair.js';
+export { useDownloader, runDownloaderChild, DOWNLOADER_USER } from '../oci/index.js';

@@ -5,7 +5,8 @@ import { MAX_MANIFEST_BYTES } from '../media-types.js';
 import { defaultAuthFiles, searchCredentials } from '../registry/credentials.js';
 import type { RegistryOptions } from '../registry/options.js';
 import { readCaFiles } from '../registry/tls.js';
-import type { BlobContent, ContentStore, Descriptor, FetchBlobOptions, TransferOptions } from '../types.js';
+import { ReadOnlyWrites } from '../read-only.js';
+import type { Descriptor, FetchBlobOptions, RegistryReader, TransferOptions } from '../types.js';
 import { verifiedFrom, verifyBytes } from '../verify.js';
 import { downloaderIds, type DownloaderIds } from './user.js';
 import type { Readable } from 'node:stream';
@@ -279,8 +280,9 @@ const ACK_STEP = 1024 * 1024;
  * checked here (descriptors by shape, documents by digest, blobs by size while they stream and by
  * digest in the store that writes them). Read-only.
  */
-export class RemoteRepository implements ContentStore {
+export class RemoteRepository extends ReadOnlyWrites implements RegistryReader {
   readonly display: string;
+  protected readonly writeHint = 'reads through the downloader; push with mosb';
   private opened: Promise<void> | undefined;
 
   constructor(
@@ -288,6 +290,7 @@ export class RemoteRepository implements ContentStore {
     private readonly sid: number,
     private readonly opts: RegistryOptions & { readonly host: string; readonly name: string },
   ) {
+    super();
     this.display = `${opts.host}/${opts.name}`;
   }
 
@@ -460,22 +463,6 @@ export class RemoteRepository implements ContentStore {
       this.dl.done(id);
     }
   }
-
-  pushBlob(_desc: Descriptor, _content: BlobContent): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-
-  pushManifest(): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-
-  tag(): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-}
-
-function readOnly(display: string): MosError {
-  return new MosError({ code: 'INTERNAL', subject: display, message: 'reads through the downloader are read-only: push with mosb' });
 }
 
 /** A descriptor as data only (structured clone refuses nothing here, but the child needs no more). */

@@ -1,4 +1,4 @@
-import { ERROR_EXIT_CODES, MosError, isDigest, type ErrorCode } from '../../base/index.js';
+import { ERROR_EXIT_CODES, MosError, isDigest, type ErrorCode, type RegistryLimits } from '../../base/index.js';
 import type { Descriptor, Platform } from '../types.js';
 import type { Credentials } from '../registry/credentials.js';
 
@@ -8,21 +8,13 @@ import type { Credentials } from '../registry/credentials.js';
 // descriptors are shape-checked, documents and blobs verified against the digest root asked for.
 
 /** How the child opens one repository: RegistryOptions without functions (no fetch, no logger). */
-export interface WireRepositoryOptions {
+export interface WireRepositoryOptions extends RegistryLimits {
   readonly host: string;
   readonly name: string;
   readonly insecureHosts?: readonly string[];
   readonly caPems?: readonly string[];
   readonly credentials?: Credentials;
   readonly platform?: Platform;
-  readonly requestTimeoutMs?: number;
-  readonly stallTimeoutMs?: number;
-  readonly minBytesPerSecond?: number;
-  readonly maxBytesPerSecond?: number;
-  readonly rateWindowMs?: number;
-  readonly requestDeadlineMs?: number;
-  readonly retries?: number;
-  readonly retryBaseMs?: number;
   readonly maxRetryAfterMs?: number;
   readonly concurrency?: number;
 }

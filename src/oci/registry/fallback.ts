@@ -1,5 +1,6 @@
 import type { Descriptor, FetchBlobOptions, RegistryReader, TransferOptions } from '../types.js';
 import { MosError } from '../../base/index.js';
+import { ReadOnlyWrites } from '../read-only.js';
 import { firstThatWorks, type Endpoint } from './mirrors.js';
 
 /**
@@ -8,12 +9,16 @@ import { firstThatWorks, type Endpoint } from './mirrors.js';
  * mirror cannot substitute content. A blob stream is committed to the first endpoint that yields a
  * chunk; a failure after that (a wrong or cut blob) is for the caller to retry with {@link candidates}.
  */
-export class FallbackSource implements RegistryReader {
+export class FallbackSource extends ReadOnlyWrites implements RegistryReader {
+  protected readonly writeHint = 'a mirrored source; push to the registry itself';
+
   constructor(
     readonly candidates: readonly { readonly endpoint: Endpoint; readonly store: RegistryReader }[],
     /** `host/name` as referenced, for messages. */
     readonly display: string,
-  ) {}
+  ) {
+    super();
+  }
 
   private each<T>(fn: (s: RegistryReader) => Promise<T>): Promise<T> {
     return firstThatWorks(this.candidates, (c) => fn(c.store), this.display);
@@ -56,20 +61,4 @@ export class FallbackSource implements RegistryReader {
   referrers(subject: Descriptor, opts: TransferOptions & { readonly artifactType?: string } = {}): Promise<Descriptor[]> {
     return this.each((s) => s.referrers(subject, opts));
   }
-
-  pushBlob(): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-
-  pushManifest(): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-
-  tag(): Promise<void> {
-    return Promise.reject(readOnly(this.display));
-  }
-}
-
-function readOnly(display: string): MosError {
-  return new MosError({ code: 'INTERNAL', subject: display, message: 'a mirrored source is read-only: push to the registry itself' });
 }

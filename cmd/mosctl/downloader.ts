@@ -1,0 +1,18 @@
+import type { Command } from 'commander';
+import { DOWNLOADER_USER, runDownloaderChild, useDownloader } from '../../src/machine/index.js';
+
+/** `mosctl __downloader`: the unprivileged registry reader mosctl starts as its own child (never by hand). */
+export const DOWNLOADER_MODE = '__downloader';
+export { runDownloaderChild };
+
+/** The global `--downloader-user` option; before each command, the process's downloader policy from it. */
+export function register(program: Command): void {
+  program.option(
+    '--downloader-user <user>',
+    `run registry traffic in a child under this user: a name (created if missing), UID or UID:GID; off: in this process (default: $MOSCTL_DOWNLOADER_USER, else ${DOWNLOADER_USER}; only as root)`,
+  );
+  program.hook('preAction', (cmd) => {
+    const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
+    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE] });
+  });
+}
