@@ -24,6 +24,8 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }
 const RUNS = Number(values.runs);
 const top = fileURLToPath(new URL('..', import.meta.url));
 const mosctl = join(top, 'dist', 'cmd', 'mosctl.js');
+// The form machines run (the initrd, the guests): one CommonJS file loaded through its V8 code cache.
+const bundled = join(top, 'dist', 'bundle', 'mosctl.mjs');
 if (process.getuid?.() !== 0) throw new Error('run as root');
 
 const work = await mkdtemp('/var/tmp/mosctl-bench-update-');
@@ -70,6 +72,8 @@ try {
   const noopMs: number[] = [];
   const noopCliMs: number[] = [];
   const noopCliOffMs: number[] = [];
+  const noopBundleMs: number[] = [];
+  const noopBundleOffMs: number[] = [];
   const nodeMs: number[] = [];
   let fetched = 0;
   let noopBytes = 0;
@@ -97,6 +101,8 @@ try {
     // As the CLI runs as root: through the unprivileged downloader (a numeric uid: no user is added here).
     noopCliMs.push((await timed([process.execPath, mosctl, '--root', root, '--downloader-user', '64091', 'update', r2.reference])).ms);
     noopCliOffMs.push((await timed([process.execPath, mosctl, '--root', root, '--downloader-user', 'off', 'update', r2.reference])).ms);
+    noopBundleMs.push((await timed([process.execPath, bundled, '--root', root, '--downloader-user', '64091', 'update', r2.reference])).ms);
+    noopBundleOffMs.push((await timed([process.execPath, bundled, '--root', root, '--downloader-user', 'off', 'update', r2.reference])).ms);
     nodeMs.push((await timed([process.execPath, '-e', '0'])).ms);
   }
   const m = median(updateMs);
@@ -107,7 +113,10 @@ try {
   console.log(`  (ours also verifies the current system and the new signature, and commits a generation)`);
   const nm = median(nodeMs);
   console.log(`no-op update (same manifest): median ${median(noopMs).toFixed(0)} ms in-process (goal < 300 ms); blob bytes fetched ${noopBytes} (goal 0)`);
-  console.log(`no-op update as a CLI process: ${median(noopCliMs).toFixed(0)} ms through the downloader, ${median(noopCliOffMs).toFixed(0)} ms in-process; node -e 0: ${nm.toFixed(0)} ms; ratios ${(median(noopCliMs) / nm).toFixed(2)} and ${(median(noopCliOffMs) / nm).toFixed(2)} (goal <= 2)`);
+  const cli = (label: string, down: number[], off: number[]) =>
+    console.log(`no-op update as a CLI process, ${label}: ${median(down).toFixed(0)} ms through the downloader, ${median(off).toFixed(0)} ms with it off; ratios to node -e 0 (${nm.toFixed(0)} ms) ${(median(down) / nm).toFixed(2)} and ${(median(off) / nm).toFixed(2)} (goal <= 2)`);
+  cli('the bundle machines run (dist/bundle, V8 code cache)', noopBundleMs, noopBundleOffMs);
+  cli('the ESM build (dist/cmd/mosctl.js)', noopCliMs, noopCliOffMs);
 } finally {
   await registry.stop();
   await rm(work, { recursive: true, force: true });

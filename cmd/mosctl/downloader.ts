@@ -5,14 +5,20 @@ import { DOWNLOADER_USER, runDownloaderChild, useDownloader } from '../../src/ma
 export const DOWNLOADER_MODE = '__downloader';
 export { runDownloaderChild };
 
+/** Commands that read registries (when given a registry source). */
+const PULLING = new Set(['install', 'update', 'upgrade', 'switch', 'serve']);
+
 /** The global `--downloader-user` option; before each command, the process's downloader policy from it. */
 export function register(program: Command): void {
   program.option(
     '--downloader-user <user>',
     `run registry traffic in a child under this user: a name (created if missing), UID or UID:GID; off: in this process (default: $MOSCTL_DOWNLOADER_USER, else ${DOWNLOADER_USER}; only as root)`,
   );
-  program.hook('preAction', (cmd) => {
+  program.hook('preAction', (cmd, action) => {
     const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
-    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE] });
+    const remote = (cmd.opts() as { server?: string }).server !== undefined;
+    // Commands that read a registry start the child at once: its start-up overlaps theirs.
+    const prestart = !remote && PULLING.has(action.name());
+    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE], prestart });
   });
 }

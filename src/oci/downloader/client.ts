@@ -63,6 +63,19 @@ export class Downloader {
     return this.child?.exitCode === null ? this.child.pid : undefined;
   }
 
+  /**
+   * Starts the child now, in the background, so that its start-up overlaps the caller's own work before
+   * the first read (a failure here is reported by that read). Idle, it does not keep the process alive.
+   */
+  prestart(): void {
+    void this.ready()
+      .then(() => {
+        this.started();
+        this.unrefIfIdle();
+      })
+      .catch(() => {});
+  }
+
   /** A repository read through the child (nothing is sent until the first read). */
   openRepository(opts: RegistryOptions & { readonly host: string; readonly name: string }): RemoteRepository {
     return new RemoteRepository(this, this.nextSid++, opts);

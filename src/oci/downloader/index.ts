@@ -15,10 +15,12 @@ let shared: Downloader | undefined;
 /**
  * Reads registries through a downloader running as `user` from now on (`undefined` or 'off': in this
  * process again). Only effective as root: another user cannot change its uid, and runs in-process.
+ * `prestart`: start the child at once (for a command that will read a registry).
  */
-export function useDownloader(cfg: { readonly user: string; readonly command?: readonly string[]; readonly log?: Logger } | undefined): void {
+export function useDownloader(cfg: { readonly user: string; readonly command?: readonly string[]; readonly log?: Logger; readonly prestart?: boolean } | undefined): void {
   void shared?.close();
   shared = cfg === undefined || cfg.user === 'off' || process.geteuid?.() !== 0 ? undefined : new Downloader(cfg);
+  if (cfg?.prestart) shared?.prestart();
 }
 
 /** The downloader this process uses, if any (tests read its pid). */
