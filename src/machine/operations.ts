@@ -365,7 +365,9 @@ export class OperationEngine {
 
   /** The mutating operation running now, if any. */
   running(): Operation | undefined {
-    return this.current ? this.ops.get(this.current.id) : undefined;
+    const op = this.current ? this.ops.get(this.current.id) : undefined;
+    // Its terminal phase is announced before its record is flushed: a client told it is done may go on.
+    return op && !isTerminal(op.phase) ? op : undefined;
   }
 
   /** The last sequence number written to the journal. */
