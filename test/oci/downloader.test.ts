@@ -151,7 +151,9 @@ t.test('the downloader user: a name is looked up, created when missing; numbers 
   await t.rejects(downloaderIds('0'), { code: 'USAGE', message: /never runs as root/ });
   await t.rejects(downloaderIds('root', { etc }), { code: 'USAGE', message: /never runs as root/ });
   await t.rejects(downloaderIds('Bad Name', { etc }), { code: 'USAGE' });
-  const ro = join(t.testdir({}), 'missing');
+  t.equal(await downloaderIds('mosctl-test-none', { etc, create: false }), undefined, 'create: false looks up only');
+  t.notMatch(readFileSync(join(etc, 'passwd'), 'utf8'), /mosctl-test-none/, 'and writes nothing');
+  const ro = join(etc, 'missing');
   const noEtc = await downloaderIds('mosctl-download', { etc: ro });
   t.equal(noEtc.uid, DOWNLOADER_DEFAULT_ID, 'no writable /etc (an initrd): the default id without an entry');
 });

@@ -124,8 +124,11 @@ class FrameWriter {
     header.writeUInt8(type, 0);
     header.writeUInt32BE(id, 1);
     header.writeUInt32BE(payload?.byteLength ?? 0, 5);
+    // Corked: header and payload leave in one writev.
+    this.sock.cork();
     this.sock.write(header);
     const ok = payload && payload.byteLength > 0 ? this.sock.write(payload) : true;
+    this.sock.uncork();
     if (!ok) await new Promise<void>((r) => this.sock.once('drain', () => r()));
   }
 }

@@ -68,8 +68,12 @@ export class Downloader {
    * the first read (a failure here is reported by that read). Idle, it does not keep the process alive.
    */
   prestart(): void {
-    void this.ready()
-      .then(() => {
+    // Only for a user that exists already: a command that never reads a registry adds no account.
+    const known = typeof this.opts.user === 'string' ? downloaderIds(this.opts.user, { create: false }) : Promise.resolve(this.opts.user);
+    void known
+      .then((ids) => (ids ? this.ready() : undefined))
+      .then((ids) => {
+        if (!ids) return;
         this.started();
         this.unrefIfIdle();
       })

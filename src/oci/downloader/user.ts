@@ -16,6 +16,12 @@ export interface DownloaderIds {
   readonly created?: boolean;
 }
 
+export interface IdsOptions {
+  /** The account database's directory; default /etc. */
+  readonly etc?: string;
+  readonly log?: Logger;
+}
+
 /**
  * The ids for `--downloader-user SPEC`: `UID` or `UID:GID` as numbers (no account needed: the initrd
  * has none), or a user name looked up in `<etc>/passwd`. A missing name is created the way
@@ -23,7 +29,9 @@ export interface DownloaderIds {
  * free one; where `/etc` cannot be written (a read-only root), the ids are used without an entry.
  * Root (0) is refused.
  */
-export async function downloaderIds(spec: string, opts: { readonly etc?: string; readonly log?: Logger } = {}): Promise<DownloaderIds> {
+export function downloaderIds(spec: string, opts?: IdsOptions & { readonly create?: true }): Promise<DownloaderIds>;
+export function downloaderIds(spec: string, opts: IdsOptions & { readonly create: false }): Promise<DownloaderIds | undefined>;
+export async function downloaderIds(spec: string, opts: IdsOptions & { readonly create?: boolean } = {}): Promise<DownloaderIds | undefined> {
   const bad = (message: string) => new MosError({ code: 'USAGE', subject: '--downloader-user', message, hint: 'pass a user name, UID or UID:GID (not root), or off' });
   const m = /^(\d{1,9})(?::(\d{1,9}))?$/.exec(spec);
   if (m) {
@@ -44,6 +52,7 @@ export async function downloaderIds(spec: string, opts: { readonly etc?: string;
     if (uid === 0 || gid === 0) throw bad(`${spec} is uid ${uid}, gid ${gid}: the downloader never runs as root`);
     return { uid, gid, name: spec };
   }
+  if (opts.create === false) return undefined;
   const used = new Set([...ids(passwd, 2), ...ids(group, 2)]);
   let id = DOWNLOADER_DEFAULT_ID;
   while (used.has(id)) id++;
