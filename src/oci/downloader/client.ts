@@ -97,6 +97,8 @@ export class Downloader {
 
   /** @internal */
   send(m: Request): void {
+    // Acks and cancels concern a child that is running: after it has gone they start nothing.
+    if ((m.t === 'ack' || m.t === 'cancel') && !this.child?.connected) return;
     const c = this.started();
     c.send(m);
   }
