@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build/index.js';
 import { openLayout } from '../../src/oci/index.js';
-import { childEnv, cliPath, plainNode } from '../support/cli.js';
+import { TEST_DOWNLOADER_UID, childEnv, cliPath, plainNode } from '../support/cli.js';
 import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { startRegistry } from '../support/registry.js';
@@ -53,7 +53,8 @@ t.test('progress on a terminal, on a pipe, and stopping by signal', { skip }, as
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   /** Runs mosctl in a new 80-column window; returns every distinct screen seen until it exits. */
   const inTerminal = async (win: string, args: string[], onScreen?: (screen: string) => void): Promise<string[]> => {
-    const line = [node, ...nodeArgs, ...args].map(quote).join(' ');
+    // tmux starts the window with its own environment, not childEnv(): name the downloader's uid here too.
+    const line = `MOSCTL_DOWNLOADER_USER=${TEST_DOWNLOADER_UID} ` + [node, ...nodeArgs, ...args].map(quote).join(' ');
     t.equal(tmux('new-window', '-d', '-t', 'main', '-n', win, `${line}; echo EXIT=$?; sleep 600`).status, 0, `${win}: window opened`);
     tmux('resize-window', '-t', `main:${win}`, '-x', '80', '-y', '30');
     const screens: string[] = [];
