@@ -21,4 +21,4 @@ export { openReference, openEndpoints, openMirrored, registriesConfOf, repositor
 export { FallbackSource } from './registry/fallback.js';
 export { endpointsFor, firstThatWorks, loadRegistriesConf, parseRegistriesConf, DEFAULT_REGISTRIES_CONF, type Endpoint, type RegistriesConf, type RegistryEntry } from './registry/mirrors.js';
 export { blobPath as layoutBlobPath } from './layout/blobs.js';
-export { useDownloader, currentDownloader, Downloader, RemoteRepository, downloaderIds, runDownloaderChild, DOWNLOADER_USER, DOWNLOADER_DEFAULT_ID, type DownloaderOptions, type DownloaderIds } from './downloader/index.js';
+export { useDownloader, Downloader, RemoteRepository, downloaderIds, runDownloaderChild, DOWNLOADER_USER, DOWNLOADER_DEFAULT_ID, type DownloaderOptions, type DownloaderIds } from './downloader/index.js';

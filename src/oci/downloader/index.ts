@@ -1,7 +1,8 @@
 import type { Logger } from '../../base/index.js';
 import { openRepository } from '../registry/repository.js';
 import type { RegistryOptions } from '../registry/options.js';
-import { Downloader, RemoteRepository } from './client.js';
+import type { RegistryReader } from '../types.js';
+import { Downloader } from './client.js';
 
 export { Downloader, RemoteRepository, type DownloaderOptions } from './client.js';
 export { downloaderIds, DOWNLOADER_USER, DOWNLOADER_DEFAULT_ID, type DownloaderIds } from './user.js';
@@ -23,13 +24,8 @@ export function useDownloader(cfg: { readonly user: string; readonly command?: r
   if (cfg?.prestart) shared?.prestart();
 }
 
-/** The downloader this process uses, if any (tests read its pid). */
-export function currentDownloader(): Downloader | undefined {
-  return shared;
-}
-
 /** A registry repository for reading: through the downloader when the policy says so, else in-process. */
-export function openReadRepository(opts: RegistryOptions & { readonly host: string; readonly name: string }): RemoteRepository | ReturnType<typeof openRepository> {
+export function openReadRepository(opts: RegistryOptions & { readonly host: string; readonly name: string }): RegistryReader {
   if (!shared || opts.fetch) return openRepository(opts);
   return shared.openRepository(opts);
 }
