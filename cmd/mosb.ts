@@ -9,8 +9,10 @@ import * as manifestPublish from './mosb/manifest-publish.js';
 import * as manifestValidate from './mosb/manifest-validate.js';
 import * as projectAdd from './mosb/project-add.js';
 import * as initrd from './mosb/initrd.js';
+import * as uki from './mosb/uki.js';
+import * as mkboot from './mosb/mkboot.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd]) sub.register(program);
+for (const sub of [manifestValidate, keysetAdd, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd, uki, mkboot]) sub.register(program);
 registerDocs(program);
 await runProgram(program, process.argv);

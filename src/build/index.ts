@@ -8,3 +8,5 @@ export { validateManifestFile, type ValidateManifestResult, type ValidationProbl
 export { imageBuild, type ImageBuildOptions } from './image-build.js';
 export { buildInitrd, INITRD_MODULES, INITRD_PROGRAMS, type BuildInitrdOptions, type BuildInitrdResult, type InitrdCompression } from './initrd.js';
 export { bundleMosctl, type BundleResult } from './bundle.js';
+export { buildUki, DEFAULT_STUB, type BuildUkiOptions, type BuildUkiResult } from './uki.js';
+export { mkboot, ISO_LABEL, type MkbootOptions, type MkbootResult } from './mkboot.js';
