@@ -4,7 +4,10 @@
 # dracut's shell both run it.
 #
 #   root=soci:name=NAME[,repo=local]     installed machine: partitions by GPT label
-#   root=soci:name=NAME,dev=LABEL=L      live medium (not supported by this initrd yet: refused)
+#   root=soci:name=TAG,dev=LABEL=L       live medium (mosb mkboot): the ISO 9660 volume labelled L carries an
+#                                         OCI layout oci/; its manifest TAG's livecd target, verified against
+#                                         the initrd's CA, becomes the root, in RAM (config, atomfs-store and
+#                                         scratch-writes on tmpfs); the medium stays at /run/mosctl/medium
 #   mos.onfail=halt|poweroff|reboot|shell   what a refused boot does (default halt: the line stays on the console)
 #   mos.timeout=SECONDS                   how long to wait for the partitions (default 30)
 #   mos.verity=required|optional          required (default): every layer through dm-verity
@@ -98,9 +101,9 @@ mos_mount_part() {
 mos_boot() {
     _newroot=$1
     mos_parse_root || mos_fail "root= is not a soci: root: $(mos_arg root '(none)')"
-    [ -n "$MOS_DEV" ] && mos_fail "live-medium boot (root=soci:...,dev=$MOS_DEV) is not supported by this initrd"
     [ "$MOS_REPO" = local ] || mos_fail "repo=$MOS_REPO: only repo=local (the machine's own store) boots"
     [ -s "$MOS_CA" ] || mos_fail "the initrd carries no manifest CA at $MOS_CA"
+    if [ -n "$MOS_DEV" ]; then mos_live_boot "$_newroot"; return 0; fi
     mos_say "boot ${MOS_NAME:-?}: looking for partitions"
     mos_wait_parts machine-config machine-store machine-scratch
     mos_mount_part machine-config /config ext4
@@ -134,6 +137,61 @@ mos_boot() {
         || mos_fail "cannot copy the manifest CA to $_newroot/factory/secure"
     [ -x "$_newroot/sbin/init" ] || [ -L "$_newroot/sbin/init" ] || mos_fail "the assembled hostfs has no /sbin/init"
     return 0
+}
+
+# Prints /dev/NAME of the first block device whose ISO 9660 volume label is $1: the primary volume
+# descriptor (sector 16) starts "\001CD001", its label is the 32 bytes at 32808, space padded. A CD-ROM
+# and a hybrid ISO written to a USB disk both carry it at that offset.
+mos_find_label() {
+    for _s in /sys/class/block/*; do
+        _d=/dev/${_s##*/}
+        [ -b "$_d" ] || continue
+        [ "$(dd if="$_d" bs=1 skip=32769 count=5 2> /dev/null)" = CD001 ] || continue
+        _lab=$(dd if="$_d" bs=1 skip=32808 count=32 2> /dev/null)
+        while [ "${_lab% }" != "$_lab" ]; do _lab=${_lab% }; done
+        [ "$_lab" = "$1" ] && { echo "$_d"; return 0; }
+    done
+    return 1
+}
+
+# The live-medium boot: the medium by label, state on tmpfs, the livecd target of manifest $MOS_NAME
+# from the medium's layout (verified against the initrd's CA, every layer through dm-verity) at $1.
+mos_live_boot() {
+    _newroot=$1
+    _label=${MOS_DEV#LABEL=}
+    [ "$_label" != "$MOS_DEV" ] && [ -n "$_label" ] || mos_fail "dev=$MOS_DEV: a live medium is named dev=LABEL=NAME"
+    [ -n "$MOS_NAME" ] || mos_fail "root=soci:...,dev=$MOS_DEV names no manifest (name=TAG)"
+    mos_say "live boot $MOS_NAME: looking for the medium labelled $_label"
+    _limit=$(( $(mos_arg mos.timeout 30) * 10 )); _i=0
+    until _dev=$(mos_find_label "$_label"); do
+        [ $_i -ge $_limit ] && mos_fail "no medium labelled $_label (an ISO 9660 volume; is the CD or USB stick attached?)"
+        sleep 0.1; _i=$((_i + 1))
+    done
+    _medium=/run/mosctl/medium
+    mkdir -p "$_medium"
+    mount -t iso9660 -o ro "$_dev" "$_medium" 2> /tmp/mosctl-mount.err \
+        || mos_fail "cannot mount the medium $_dev: $(tail -n 1 /tmp/mosctl-mount.err)"
+    [ -f "$_medium/oci/index.json" ] || mos_fail "the medium $_dev ($_label) carries no OCI layout at /oci"
+    mos_say "medium $_dev mounted at $_medium"
+    for _d in /config /atomfs-store /scratch-writes; do
+        mkdir -p "$_d" && mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$_d" || mos_fail "cannot put tmpfs on $_d"
+    done
+    mkdir -p /run/cryptsetup "$_newroot"
+    _verity=--require-verity
+    [ "$(mos_arg mos.verity required)" = optional ] && _verity=""
+    # shellcheck disable=SC2086
+    if ! DM_DISABLE_UDEV=1 $MOS_MOSCTL mount --root / --capath "$MOS_CA" --target livecd --dest "$_newroot" $_verity "oci:$_medium/oci:$MOS_NAME" > /tmp/mosctl-boot.out 2> /tmp/mosctl-boot.err; then
+        _line=$(grep -m 1 '^mosctl: ' /tmp/mosctl-boot.err || tail -n 1 /tmp/mosctl-boot.err)
+        mos_fail "${_line#mosctl: }"
+    fi
+    while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
+    for _d in config atomfs-store scratch-writes; do
+        mkdir -p "$_newroot/$_d" 2> /dev/null
+        mount --move "/$_d" "$_newroot/$_d" || mos_fail "cannot move /$_d into the new root"
+    done
+    mkdir -p "$_newroot/factory/secure" && cp "$MOS_CA" "$_newroot/factory/secure/manifestCA.pem" \
+        || mos_fail "cannot copy the manifest CA to $_newroot/factory/secure"
+    [ -x "$_newroot/sbin/init" ] || [ -L "$_newroot/sbin/init" ] || mos_fail "the live root has no /sbin/init"
 }
 
 # Options for module $1 from the kernel command line (MODULE.PARAM=VALUE, dashes as underscores), as

@@ -161,10 +161,19 @@ export interface VmShare {
   readonly readonly?: boolean;
 }
 
+/** OVMF, Debian's UEFI firmware for QEMU (package ovmf): code read-only, variables per machine. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
 export interface VmOptions {
-  readonly kernel: string;
-  readonly initrd: string;
-  readonly append: string;
+  /** Direct kernel boot (no firmware menu); absent with `uefi`. */
+  readonly kernel?: string;
+  readonly initrd?: string;
+  readonly append?: string;
+  /** Boot through OVMF (q35) with this writable copy of the EFI variables file. */
+  readonly uefi?: { readonly vars: string };
+  /** An ISO on a virtio-scsi CD-ROM drive (what UEFI boots first when present). */
+  readonly cdrom?: string;
   readonly disks?: readonly VmDisk[];
   readonly shares?: readonly VmShare[];
   readonly memMiB?: number;
@@ -202,8 +211,12 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
   const args = [
     '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memMiB ?? 1024), '-smp', '1',
     '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-monitor', 'none',
-    '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append,
   ];
+  if (o.kernel !== undefined) args.push('-kernel', o.kernel, '-initrd', o.initrd ?? '', '-append', o.append ?? '');
+  if (o.uefi !== undefined) {
+    args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${o.uefi.vars}`);
+  }
+  if (o.cdrom !== undefined) args.push('-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0', '-drive', `id=cd0,if=none,media=cdrom,readonly=on,file=${o.cdrom}`);
   args.push(...(o.extraArgs ?? []));
   for (const d of o.disks ?? []) args.push('-drive', `file=${d.file},format=${d.format ?? 'raw'},if=virtio,cache=unsafe${d.readonly ? ',readonly=on' : ''}`);
   for (const [i, s] of (o.shares ?? []).entries()) {
