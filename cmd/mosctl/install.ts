@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import type { InstallResult } from '../../src/machine/index.js';
+import { resolve } from 'node:path';
+import { MosError } from '../../src/base/index.js';
+import type { InstallDiskResult, InstallResult } from '../../src/machine/index.js';
 import { capathOf, capathOption, registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
 import { short, table } from '../shared/format.js';
 import { action } from '../shared/run.js';
@@ -25,13 +27,36 @@ export function register(program: Command): void {
     .description('verify a signed install manifest, pull its images and create config/manifest.git')
     .option('--dry-run', 'verify and validate, show what would be fetched; write nothing', false)
     .option('--tries <n>', 'boots a new generation may take to become good before it falls back (default 2)')
+    .option('--partition', 'live system: verify, then partition a disk (esp, machine-config, machine-store, machine-scratch) and install onto it', false)
+    .option('--disk <dev>', 'with --partition: the disk (default: the only one that is not the live medium or in use)')
+    .option('--wipe', 'with --partition: replace a partition table that is not mosctl\'s own layout', false)
+    .option('--uki <file>', 'with --partition: the UKI to put on the ESP (EFI/BOOT/BOOTX64.EFI and EFI/mosctl/mosctl.efi)')
     .action(
-      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string }) => {
+      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string; partition: boolean; disk?: string; wipe: boolean; uki?: string }) => {
         const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
-        const r = await (await machine()).install({ root: ctx.globals.root, source, ...sourceAccess(o), ...tries, dryRun: o.dryRun, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal });
-        return { result: r, text: installText(r) };
+        const common = { root: ctx.globals.root, source, ...sourceAccess(o), ...tries, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal };
+        if (!o.partition) {
+          for (const [flag, v] of [['--disk', o.disk], ['--wipe', o.wipe || undefined], ['--uki', o.uki]] as const) {
+            if (v !== undefined) throw new MosError({ code: 'USAGE', subject: flag, message: 'only goes with --partition' });
+          }
+          const r = await (await machine()).install({ ...common, dryRun: o.dryRun });
+          return { result: r, text: installText(r) };
+        }
+        if (o.dryRun) throw new MosError({ code: 'USAGE', subject: '--dry-run', message: 'does not go with --partition (use mosctl install --dry-run SOURCE to check a release)' });
+        const r = await (await machine()).installDisk({ ...common, ...(o.disk !== undefined ? { disk: o.disk } : {}), wipe: o.wipe, ...(o.uki !== undefined ? { uki: resolve(o.uki) } : {}) });
+        return { result: r, text: diskText(r) };
       }),
     );
+}
+
+function diskText(r: InstallDiskResult): string {
+  const ph = r.phases;
+  return [
+    installText(r),
+    `disk ${r.disk}${r.reused ? ' (layout of a previous attempt reused)' : ''}: ${r.partitions.map((p) => `${p.name} ${p.device} ${p.sizeMiB} MiB`).join(', ')}`,
+    r.uki ? `UKI on the ESP: EFI/BOOT/BOOTX64.EFI, EFI/mosctl/mosctl.efi${r.efiEntry ? `; boot entry ${r.efiEntry}` : ''}` : 'no UKI given: the ESP is empty',
+    `phases: verify ${ph.verify.toFixed(1)} s, partition ${ph.partition.toFixed(1)} s, copy ${ph.copy.toFixed(1)} s, boot ${ph.boot.toFixed(1)} s`,
+  ].join('\n');
 }
 
 function installText(r: InstallResult): string {

@@ -7,6 +7,7 @@ export { status, summarize, type StatusOptions, type StatusResult, type StatusTa
 export { withRuntime, statusModel, cachedStatusModel, type LiveStatus, type StatusModel, type TargetRuntime } from './runtime-view.js';
 export { history, type HistoryEntry, type HistoryOptions } from './history.js';
 export { install, type InstallOptions, type InstallResult } from './install.js';
+export { installDisk, chooseDisk, listDisks, planLayout, PARTITION_TYPES, type InstallDiskOptions, type InstallDiskResult, type DiskInfo } from './install-disk.js';
 export { update, type UpdateOptions, type UpdateResult } from './update.js';
 export { rollback, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { mountTarget, mountRemote, createBootFs, umountTarget, type MountRemoteOptions, type MountTargetOptions, type MountTargetResult, type CreateBootFsOptions, type CreateBootFsResult } from './mount.js';
