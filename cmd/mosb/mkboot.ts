@@ -13,6 +13,8 @@ interface MkbootFlags extends RegistryFlags {
   readonly kernel?: string;
   readonly initrd?: string;
   readonly cmdline?: string;
+  readonly machineCmdline?: string;
+  readonly machineUki?: string;
   readonly signKey?: string;
   readonly signCert?: string;
 }
@@ -31,6 +33,8 @@ export function register(program: Command): void {
       .option('--kernel <file>', 'or build one: kernel bzImage')
       .option('--initrd <file>', 'and initramfs (mosb initrd build)')
       .option('--cmdline <text>', 'extra kernel command line after root=soci:name=LIVE,dev=LABEL=OCI-BOOT')
+      .option('--machine-cmdline <text>', 'extra command line of the installed machine\'s UKI (boot/mosctl.efi, after root=soci:name=mosboot,repo=local)')
+      .option('--machine-uki <file>', 'with --uki: a finished UKI for installed machines')
       .option('--sign-key <file>', 'Secure Boot signing key for the built UKI, PEM')
       .option('--sign-cert <file>', 'its certificate, PEM'),
   ).action(
@@ -41,12 +45,14 @@ export function register(program: Command): void {
         ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
         ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
         ...(f.cmdline !== undefined ? { cmdline: f.cmdline } : {}),
+        ...(f.machineCmdline !== undefined ? { machineCmdline: f.machineCmdline } : {}),
+        ...(f.machineUki !== undefined ? { machineUki: resolve(f.machineUki) } : {}),
         ...signOf(f), ...registryAccess(f),
         log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       return {
         result: r,
-        text: `${r.out}: ${mib(r.bytes)} MiB ISO (label OCI-BOOT) in ${r.seconds.toFixed(1)} s: ${r.tags.join(', ')}; ${r.images} images; UKI ${mib(r.uki.bytes)} MiB${r.uki.signed ? ' signed' : ''}\nsha256 ${r.sha256}${r.cmdline ? `\ncommand line: ${r.cmdline}` : ''}`,
+        text: `${r.out}: ${mib(r.bytes)} MiB ISO (label OCI-BOOT) in ${r.seconds.toFixed(1)} s: ${r.tags.join(', ')}; ${r.images} images; UKI ${mib(r.uki.bytes)} MiB${r.uki.signed ? ' signed' : ''}\nsha256 ${r.sha256}${r.cmdline ? `\ncommand line: ${r.cmdline}` : ''}${r.machineCmdline ? `\ninstalled machines (boot/mosctl.efi): ${r.machineCmdline}` : ''}`,
       };
     }),
   );

@@ -5,7 +5,7 @@
 // against the manifest CA before anything is written (mos republishes them unverified).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { exec, hasProgram, readFileLimited } from '../host/index.js';
@@ -17,6 +17,8 @@ import { buildUki, type BuildUkiResult } from './uki.js';
 
 /** The ISO 9660 volume label the initrd looks for (mos's). */
 export const ISO_LABEL = 'OCI-BOOT';
+/** The installed machine's root= (the boot flow of its initrd: partitions by GPT label). */
+export const MACHINE_ROOT = 'root=soci:name=mosboot,repo=local';
 /** The target of the live manifest the initrd mounts as the live root. */
 export const LIVE_TARGET = 'livecd';
 
@@ -33,6 +35,13 @@ export interface MkbootOptions extends RegistryAccess {
   readonly initrd?: string;
   /** Extra kernel command line (after the `root=soci:` that names the live manifest). */
   readonly cmdline?: string;
+  /**
+   * The installed machine's UKI, carried at `boot/mosctl.efi` for the installer to put on the ESP: a
+   * ready file, or built from the same kernel and initrd with `root=soci:name=mosboot,repo=local` and
+   * `machineCmdline` after it.
+   */
+  readonly machineUki?: string;
+  readonly machineCmdline?: string;
   readonly sign?: { readonly key: string; readonly cert: string };
   readonly out: string;
   readonly log?: Logger;
@@ -49,6 +58,9 @@ export interface MkbootResult {
   readonly tags: readonly string[];
   readonly images: number;
   readonly cmdline?: string;
+  readonly machineCmdline?: string;
+  /** The medium carries boot/mosctl.efi for the installer. */
+  readonly machineUki: boolean;
   readonly uki: { readonly bytes: number; readonly built: boolean; readonly signed: boolean };
   readonly seconds: number;
 }
@@ -86,8 +98,11 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
   if (opts.uki === undefined && (opts.kernel === undefined || opts.initrd === undefined)) {
     throw new MosError({ code: 'USAGE', subject: 'mkboot', message: 'needs --uki FILE, or --kernel FILE and --initrd FILE to build one' });
   }
-  if (opts.uki !== undefined && (opts.kernel !== undefined || opts.initrd !== undefined || opts.cmdline !== undefined)) {
+  if (opts.uki !== undefined && (opts.kernel !== undefined || opts.initrd !== undefined || opts.cmdline !== undefined || opts.machineCmdline !== undefined)) {
     throw new MosError({ code: 'USAGE', subject: 'mkboot', message: '--uki is a finished image: --kernel, --initrd and --cmdline only build one' });
+  }
+  if (opts.uki === undefined && opts.machineUki !== undefined) {
+    throw new MosError({ code: 'USAGE', subject: 'mkboot', message: '--machine-uki goes with --uki; with --kernel and --initrd both images are built' });
   }
   for (const p of ['xorriso', 'mkfs.vfat', 'mmd', 'mcopy']) await needTool(p);
   const anchors = parseCaBundle(await readFileLimited(opts.ca, MAX_PEM_BYTES), opts.ca);
@@ -131,6 +146,11 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
       built = await buildUki({ kernel: opts.kernel!, initrd: opts.initrd!, cmdline, out: uki, ...(opts.sign ? { sign: opts.sign } : {}) });
     }
     const ukiBytes = (await stat(uki)).size;
+    const machineUki = join(tree, 'boot', 'mosctl.efi');
+    await mkdir(dirname(machineUki), { recursive: true });
+    const machineCmdline = `${MACHINE_ROOT}${opts.machineCmdline ? ` ${opts.machineCmdline.trim()}` : ''}`;
+    if (opts.machineUki !== undefined) await copyFile(opts.machineUki, machineUki);
+    else if (opts.kernel !== undefined) await buildUki({ kernel: opts.kernel, initrd: opts.initrd!, cmdline: machineCmdline, out: machineUki, ...(opts.sign ? { sign: opts.sign } : {}) });
 
     step('esp', 'El Torito EFI image');
     // The ESP is appended as GPT partition 2 (EFI type) and El Torito points at that same partition: a
@@ -158,7 +178,8 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
     const sha256 = await fileSha256(opts.out);
     return {
       out: opts.out, bytes, sha256, tags, images: images.size,
-      ...(built ? { cmdline } : {}),
+      ...(built ? { cmdline, machineCmdline } : {}),
+      machineUki: opts.machineUki !== undefined || opts.kernel !== undefined,
       uki: { bytes: ukiBytes, built: built !== undefined, signed: built?.signed ?? false },
       seconds: (Date.now() - t0) / 1000,
     };

@@ -38,7 +38,7 @@ const LOCK_TIMEOUT_MS = 30 * 60_000;
 const MMDEBSTRAP_TIMEOUT_MS = 30 * 60_000;
 
 // Hard dependencies only: minbase installs no recommends (lxc's would add dnsmasq, iptables, rsync, ...).
-const PACKAGES = ['systemd-sysv', 'udev', 'kmod', 'dbus', 'lxc', 'iproute2', 'util-linux', 'e2fsprogs', 'procps', 'cryptsetup-bin', 'uidmap'] as const;
+const PACKAGES = ['systemd-sysv', 'udev', 'kmod', 'dbus', 'lxc', 'iproute2', 'util-linux', 'e2fsprogs', 'procps', 'cryptsetup-bin', 'uidmap', 'fdisk', 'dosfstools', 'efibootmgr'] as const;
 
 // Merged /usr set up the debootstrap way (symlinks + the usr-is-merged package): without it apt picks
 // init-system-helpers' first alternative, usrmerge, which drags in perl (~50 MB installed).

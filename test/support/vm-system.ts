@@ -120,6 +120,11 @@ async function hostfsTop(dir: string, version: string, bundle: string): Promise<
   if (version === '1.2') await writeFile(join(dir, 'etc/mosctl/health.d/50-demo'), FAILING_CHECK, { mode: 0o755 });
   await symlink('../mos-boot-setup.service', join(units, 'multi-user.target.wants/mos-boot-setup.service'));
   await symlink('../vmtest.service', join(units, 'multi-user.target.wants/vmtest.service'));
+  // The live medium's installer (runs only with mos.install= on the command line).
+  await copyFile(join(top, 'dracut/hostfs/mos-live-install.service'), join(units, 'mos-live-install.service'));
+  await symlink('../mos-live-install.service', join(units, 'multi-user.target.wants/mos-live-install.service'));
+  await copyFile(join(top, 'dracut/hostfs/live-install'), join(dir, 'usr/lib/mosctl/live-install'));
+  await chmod(join(dir, 'usr/lib/mosctl/live-install'), 0o755);
   await writeFile(join(dir, 'etc/hostfs-version'), `${version}\n`);
 }
 

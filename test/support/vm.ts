@@ -181,6 +181,8 @@ export interface VmOptions {
   readonly timeoutMs: number;
   /** Stop (kill QEMU) as soon as the console shows this. */
   readonly until?: RegExp;
+  /** Kill that long after `until` matched instead of at once (a crash in the middle of what follows). */
+  readonly untilDelayMs?: number;
   /** The console is also written here (appended). */
   readonly logFile?: string;
   /** Extra QEMU arguments (devices: `-device i6300esb -watchdog-action reset`). */
@@ -246,7 +248,8 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
     for (const p of parts) lines.push({ atMs: at, text: p.replace(/\r$/, '') });
     if (o.until && !matched && o.until.test(text)) {
       matched = true;
-      stop();
+      if (o.untilDelayMs) setTimeout(stop, o.untilDelayMs);
+      else stop();
     }
   };
   child.stdout.on('data', onData);
