@@ -17,7 +17,7 @@ depends() {
 }
 
 installkernel() {
-    hostonly='' instmods loop squashfs overlay dm_mod dm_verity ext4 crc32c_generic vfat nls_cp437 nls_ascii \
+    hostonly='' instmods loop squashfs overlay dm_mod dm_verity ext4 crc32c_generic vfat nls_cp437 nls_ascii efivarfs \
         virtio_pci virtio_blk virtio_scsi sd_mod ahci nvme
 }
 

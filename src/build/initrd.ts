@@ -18,6 +18,8 @@ import { resolveModules, type ModuleSet } from './kernel-modules.js';
 export const INITRD_MODULES = [
   'virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'ahci', 'nvme', 'usb_storage', 'sr_mod',
   'loop', 'squashfs', 'overlay', 'dm_mod', 'dm_verity', 'crc32c_generic', 'ext4', 'vfat', 'nls_cp437', 'nls_ascii', 'isofs',
+  // EFI variables (efibootmgr in the live installer): the root has no modules of its own, so the initrd loads it.
+  'efivarfs',
 ] as const;
 
 /**

@@ -273,9 +273,13 @@ async function waitForPartitions(disk: DiskInfo, sysBlock?: string): Promise<Rec
 // A boot entry named mosctl for EFI/mosctl/mosctl.efi on partition 1, first in BootOrder, when the EFI
 // variables are writable; otherwise the firmware's removable-media path (EFI/BOOT/BOOTX64.EFI) boots it.
 async function registerBootEntry(device: string, log: Logger): Promise<string | undefined> {
-  if (!existsSync('/sys/firmware/efi/efivars') || !(await hasProgram('efibootmgr'))) {
-    log.info('no writable EFI variables (or no efibootmgr): the firmware boots EFI/BOOT/BOOTX64.EFI');
+  const vars = '/sys/firmware/efi/efivars';
+  if (!existsSync(vars) || !(await hasProgram('efibootmgr'))) {
+    log.info('no EFI variables (or no efibootmgr): the firmware boots EFI/BOOT/BOOTX64.EFI');
     return undefined;
+  }
+  if (!(await readMountInfo()).some((m) => m.mountPoint === vars && m.fsType === 'efivarfs')) {
+    await exec(['mount', '-t', 'efivarfs', 'efivarfs', vars]).catch((e) => log.warn(`cannot mount efivarfs at ${vars}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`));
   }
   try {
     const list = await exec(['efibootmgr']);

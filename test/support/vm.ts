@@ -151,6 +151,8 @@ export async function copyDisk(from: string, to: string): Promise<void> {
 
 export interface VmDisk {
   readonly file: string;
+  /** UEFI boot order position (QEMU's bootindex; OVMF orders its boot options by it). */
+  readonly bootIndex?: number;
   readonly readonly?: boolean;
   readonly format?: 'raw';
 }
@@ -220,7 +222,11 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
   }
   if (o.cdrom !== undefined) args.push('-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0', '-drive', `id=cd0,if=none,media=cdrom,readonly=on,file=${o.cdrom}`);
   args.push(...(o.extraArgs ?? []));
-  for (const d of o.disks ?? []) args.push('-drive', `file=${d.file},format=${d.format ?? 'raw'},if=virtio,cache=unsafe${d.readonly ? ',readonly=on' : ''}`);
+  for (const [i, d] of (o.disks ?? []).entries()) {
+    const drive = `file=${d.file},format=${d.format ?? 'raw'},cache=unsafe${d.readonly ? ',readonly=on' : ''}`;
+    if (d.bootIndex === undefined) args.push('-drive', `${drive},if=virtio`);
+    else args.push('-drive', `${drive},if=none,id=vd${i}`, '-device', `virtio-blk-pci,drive=vd${i},bootindex=${d.bootIndex}`);
+  }
   for (const [i, s] of (o.shares ?? []).entries()) {
     args.push('-virtfs', `local,path=${s.path},mount_tag=${s.tag},security_model=none,id=fs${i}${s.readonly ? ',readonly=on' : ''},multidevs=remap`);
   }
