@@ -20,6 +20,7 @@ const at = (run: VmRun, re: RegExp) => {
   return l ? l.atMs / 1000 : NaN;
 };
 
+for (const n of [1, 2]) rmSync(join(tmpdir(), `mosctl-bench-install-vm${n}.log`), { force: true });
 try {
   const sys = await vmSystem((l) => console.error(l));
   const signer = projectPaths({ keyset: 'vm', project: 'rel', dataHome: sys.xdg });
@@ -44,12 +45,12 @@ s=$(date +%s.%N); cp -a /run/mosctl/medium/oci /mnt/store/cp-floor; sync; e=$(da
 echo "CP-FLOOR $(echo "$e - $s" | bc 2>/dev/null || awk "BEGIN{print $e - $s}") s $(du -sb /mnt/store/cp-floor | cut -f1) bytes"
 rm -rf /mnt/store/cp-floor; umount /mnt/store
 `);
-  const v1 = await runVm(fakeTest, { uefi: { vars }, cdrom: iso, memMiB: 2048, disks: [{ file: disk, bootIndex: 1 }], shares: [{ path: share, tag: 'vmtest' }], timeoutMs: 900_000, until: /VMTEST-DONE|mosctl-boot: FAILED|Kernel panic/ });
+  const v1 = await runVm(fakeTest, { logFile: join(tmpdir(), 'mosctl-bench-install-vm1.log'), uefi: { vars }, cdrom: iso, memMiB: 2048, disks: [{ file: disk, bootIndex: 1 }], shares: [{ path: share, tag: 'vmtest' }], timeoutMs: 900_000, until: /VMTEST-DONE|mosctl-boot: FAILED|Kernel panic/ });
   const out = readFileSync(join(share, 'out.log'), 'utf8');
   const phases = /phases: verify ([\d.]+) s, partition ([\d.]+) s, copy ([\d.]+) s, boot ([\d.]+) s/.exec(v1.console);
   const floor = /CP-FLOOR ([\d.]+) s (\d+) bytes/.exec(out);
   if (!phases || !v1.console.includes('mosctl-install: DONE')) throw new Error(`the install did not finish:\n${v1.console.slice(-4000)}`);
-  const v2 = await runVm(fakeTest, { uefi: { vars }, memMiB: 1024, disks: [{ file: disk, bootIndex: 1 }], timeoutMs: 600_000, until: /VMTEST-BOOTED|mosctl-boot: FAILED|Kernel panic/ });
+  const v2 = await runVm(fakeTest, { logFile: join(tmpdir(), 'mosctl-bench-install-vm2.log'), uefi: { vars }, memMiB: 1024, disks: [{ file: disk, bootIndex: 1 }], timeoutMs: 600_000, until: /VMTEST-BOOTED|mosctl-boot: FAILED|Kernel panic/ });
   const copy = Number(phases[3]);
   const rows: [string, string][] = [
     ['mkboot (ISO build)', `${m.seconds.toFixed(1)} s, ISO ${(m.bytes / 2 ** 20).toFixed(1)} MiB (UKI ${(m.uki.bytes / 2 ** 20).toFixed(1)} MiB, ${m.images} images)`],
@@ -60,6 +61,7 @@ rm -rf /mnt/store/cp-floor; umount /mnt/store
     ['VM 2 power-on to marker (installed disk)', `${at(v2, /VMTEST-BOOTED/).toFixed(1)} s${v2.console.includes('VMTEST-BOOTED hostfs=1.0') ? '' : ' (DID NOT BOOT)'}`],
   ];
   for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
+  console.log(`consoles: ${join(tmpdir(), 'mosctl-bench-install-vm1.log')}, ${join(tmpdir(), 'mosctl-bench-install-vm2.log')}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -127,16 +127,21 @@ mos_boot() {
     fi
     while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
     grep '^warn: ' /tmp/mosctl-boot.err | while IFS= read -r _l; do mos_say "$_l"; done
-    for _d in config atomfs-store scratch-writes boot/efi; do
-        # run/mosctl/booted.json (what this boot assembled) goes with /run into the new root.
-        grep -q " /$_d " /proc/mounts || continue
-        mkdir -p "$_newroot/$_d" 2> /dev/null
-        mount --move "/$_d" "$_newroot/$_d" || mos_fail "cannot move /$_d into the new root"
-    done
-    mkdir -p "$_newroot/factory/secure" && cp "$MOS_CA" "$_newroot/factory/secure/manifestCA.pem" \
-        || mos_fail "cannot copy the manifest CA to $_newroot/factory/secure"
-    [ -x "$_newroot/sbin/init" ] || [ -L "$_newroot/sbin/init" ] || mos_fail "the assembled hostfs has no /sbin/init"
+    mos_handover "$_newroot" "the assembled hostfs"
     return 0
+}
+
+# Hands the state over to the new root $1 ($2 names it in messages): the mounted config, atomfs-store,
+# scratch-writes and boot/efi move into it (run/mosctl/booted.json goes with /run), and the CA is copied.
+mos_handover() {
+    for _d in config atomfs-store scratch-writes boot/efi; do
+        grep -q " /$_d " /proc/mounts || continue
+        mkdir -p "$1/$_d" 2> /dev/null
+        mount --move "/$_d" "$1/$_d" || mos_fail "cannot move /$_d into the new root"
+    done
+    mkdir -p "$1/factory/secure" && cp "$MOS_CA" "$1/factory/secure/manifestCA.pem" \
+        || mos_fail "cannot copy the manifest CA to $1/factory/secure"
+    [ -x "$1/sbin/init" ] || [ -L "$1/sbin/init" ] || mos_fail "$2 has no /sbin/init"
 }
 
 # Prints /dev/NAME of the first block device whose ISO 9660 volume label is $1: the primary volume
@@ -185,13 +190,7 @@ mos_live_boot() {
         mos_fail "${_line#mosctl: }"
     fi
     while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
-    for _d in config atomfs-store scratch-writes; do
-        mkdir -p "$_newroot/$_d" 2> /dev/null
-        mount --move "/$_d" "$_newroot/$_d" || mos_fail "cannot move /$_d into the new root"
-    done
-    mkdir -p "$_newroot/factory/secure" && cp "$MOS_CA" "$_newroot/factory/secure/manifestCA.pem" \
-        || mos_fail "cannot copy the manifest CA to $_newroot/factory/secure"
-    [ -x "$_newroot/sbin/init" ] || [ -L "$_newroot/sbin/init" ] || mos_fail "the live root has no /sbin/init"
+    mos_handover "$_newroot" "the live root"
 }
 
 # Options for module $1 from the kernel command line (MODULE.PARAM=VALUE, dashes as underscores), as
