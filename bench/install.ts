@@ -3,7 +3,8 @@
 // by phase: verify, partition, copy, boot chain); then, in the same guest, the same release's layout is
 // copied with `cp -a` onto the same machine-store filesystem (the file-copy floor: skopeo is not in the
 // guest image) and the copy phase is given as a ratio to it; VM 2 boots the installed disk: power-on to
-// the marker. Needs root and what .ci/setup installs. Usage: npx tsx bench/install.ts
+// the marker. Needs root and what .ci/setup installs. Usage: npx tsx bench/install.ts [--show]
+// (`npm run demo:vm`: --show prints both consoles' boot and install lines first).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,14 @@ rm -rf /mnt/store/cp-floor; umount /mnt/store
     ['copy phase vs cp -a of the same layout, same fs, same guest', floor ? `${copy.toFixed(1)} s vs ${Number(floor[1]).toFixed(1)} s (${(Number(floor[2]) / 2 ** 20).toFixed(0)} MiB): ratio ${(copy / Number(floor[1])).toFixed(2)}` : `cp floor not measured:\n${out}`],
     ['VM 2 power-on to marker (installed disk)', `${at(v2, /VMTEST-BOOTED/).toFixed(1)} s${v2.console.includes('VMTEST-BOOTED hostfs=1.0') ? '' : ' (DID NOT BOOT)'}`],
   ];
+  if (process.argv.includes('--show')) {
+    const clean = (c: string) => c.replace(/\x1b\[[0-9;=]*[a-zA-Z]/g, '').split(/\r?\n/).filter((l) => /BdsDxe: starting|mosctl-boot:|mosctl-install:|live-install\[|mosctl\[|VMTEST-BOOTED/.test(l)).map((l) => l.replace(/^\[\s*[\d.]+\] /, '').trimEnd());
+    console.log('--- VM 1: the live ISO, the installer ---');
+    for (const l of clean(v1.console)) console.log(l);
+    console.log('--- VM 2: the installed disk alone ---');
+    for (const l of clean(v2.console)) console.log(l);
+    console.log('---');
+  }
   for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
   console.log(`consoles: ${join(tmpdir(), 'mosctl-bench-install-vm1.log')}, ${join(tmpdir(), 'mosctl-bench-install-vm2.log')}`);
 } finally {
