@@ -8,10 +8,10 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
-import { exec, hasProgram, readFileLimited } from '../host/index.js';
+import { exec, readFileLimited, requirePrograms } from '../host/index.js';
 import { parseInstallManifest } from '../manifest/index.js';
-import { copy, openLayout, openReference, parseImageManifest, MAX_MANIFEST_BYTES, type ContentStore, type Descriptor, type RegistryAccess } from '../oci/index.js';
-import { CERT_ARTIFACT_TYPE, INSTALL_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, addReferrer, listReferrers, targetTag } from '../protocol/index.js';
+import { copy, openLayout, openReference, type ContentStore, type Descriptor, type RegistryAccess } from '../oci/index.js';
+import { TARGET_REPOSITORY, addReferrer, readInstallArtifact, targetTag } from '../protocol/index.js';
 import { MAX_PEM_BYTES, parseCaBundle, verifyInstallSignature, type TrustAnchors } from '../trust/index.js';
 import { buildUki, type BuildUkiResult } from './uki.js';
 
@@ -104,7 +104,7 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
   if (opts.uki === undefined && opts.machineUki !== undefined) {
     throw new MosError({ code: 'USAGE', subject: 'mkboot', message: '--machine-uki goes with --uki; with --kernel and --initrd both images are built' });
   }
-  for (const p of ['xorriso', 'mkfs.vfat', 'mmd', 'mcopy']) await needTool(p);
+  await requirePrograms(['xorriso', 'mkfs.vfat', 'mmd', 'mcopy'], 'apt-get install xorriso dosfstools mtools');
   const anchors = parseCaBundle(await readFileLimited(opts.ca, MAX_PEM_BYTES), opts.ca);
 
   step('verify', 'manifests against the manifest CA');
@@ -193,24 +193,14 @@ async function readRelease(source: string, anchors: TrustAnchors, opts: MkbootOp
   const opened = await openReference(source, { ...opts, create: false });
   if (opened.reference === undefined) throw new MosError({ code: 'OCI_REFERENCE_INVALID', subject: source, message: 'names no tag or digest' });
   const store = opened.store;
-  const artifact = await store.resolve(opened.reference, t);
-  const doc = parseImageManifest(await store.fetchBytes(artifact, t), source);
-  const layer = doc.layers[0];
-  if (!layer || (doc.artifactType !== INSTALL_ARTIFACT_TYPE && layer.mediaType !== INSTALL_ARTIFACT_TYPE)) {
-    throw new MosError({ code: 'OCI_MANIFEST_INVALID', subject: source, message: 'is not an install manifest', hint: 'publish it with mosb manifest publish' });
-  }
-  if (layer.size > MAX_MANIFEST_BYTES) throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: `${source}: install.json`, message: `is ${layer.size} bytes, more than ${MAX_MANIFEST_BYTES}` });
-  const raw = await store.fetchBytes(layer, t);
-  const certs = (await listReferrers(store, artifact, CERT_ARTIFACT_TYPE)).slice(0, 8);
-  const sigs = (await listReferrers(store, artifact, SIGNATURE_ARTIFACT_TYPE)).slice(0, 8);
-  const payload = async (d: Descriptor) => store.fetchBytes(parseImageManifest(await store.fetchBytes(d, t), `${source}: referrer ${d.digest}`).layers[0]!, t);
+  const { artifact, raw, certs, signatures } = await readInstallArtifact(store, opened.reference, source, t);
   let verified: Descriptor[] | undefined;
   let firstError: unknown;
   for (const c of certs) {
-    for (const s of sigs) {
+    for (const s of signatures) {
       try {
-        verifyInstallSignature({ data: raw, signature: await payload(s), certPem: await payload(c), anchors, ...(opts.now ? { now: opts.now } : {}), subject: `${source}: install.json`, certSubject: `${source}: signer certificate` });
-        verified = [c, s];
+        verifyInstallSignature({ data: raw, signature: s.payload, certPem: c.payload, anchors, ...(opts.now ? { now: opts.now } : {}), subject: `${source}: install.json`, certSubject: `${source}: signer certificate` });
+        verified = [c.descriptor, s.descriptor];
       } catch (e) {
         firstError ??= e;
       }
@@ -218,10 +208,7 @@ async function readRelease(source: string, anchors: TrustAnchors, opts: MkbootOp
     }
     if (verified) break;
   }
-  if (!verified) {
-    if (firstError) throw firstError;
-    throw new MosError({ code: 'TRUST_SIGNATURE_INVALID', subject: source, message: 'has no signer certificate or signature referrer', hint: 'publish it with mosb manifest publish' });
-  }
+  if (!verified) throw firstError;
   const manifest = parseInstallManifest(raw, `${source}: install.json`);
   const images = await Promise.all(
     manifest.value.targets.map(async (tg) => {
@@ -231,12 +218,6 @@ async function readRelease(source: string, anchors: TrustAnchors, opts: MkbootOp
     }),
   );
   return { source, tag: mediumTag(source, opened.reference), store, artifact, referrers: verified, images, targets: manifest.value.targets.map((x) => x.service_name) };
-}
-
-async function needTool(p: string): Promise<void> {
-  if (!(await hasProgram(p))) {
-    throw new MosError({ code: 'HOST_TOOL_MISSING', subject: p, message: 'is not installed', hint: 'apt-get install xorriso dosfstools mtools' });
-  }
 }
 
 async function fileSha256(file: string): Promise<string> {

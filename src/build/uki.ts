@@ -3,11 +3,10 @@
 // binutils' objcopy places them, the way systemd's own documentation did before ukify). Reproducible:
 // the PE timestamp objcopy stamps is set to the given epoch and the checksum recomputed. Optionally
 // signed for Secure Boot with sbsign (a `db` key and certificate).
-import { createHash } from 'node:crypto';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MosError } from '../base/index.js';
+import { MosError, sha256Hex } from '../base/index.js';
 import { exec, exists, writeFileAtomic } from '../host/index.js';
 
 /** Debian's systemd-boot-efi stub. */
@@ -148,15 +147,15 @@ export async function buildUki(opts: BuildUkiOptions): Promise<BuildUkiResult> {
     await exec(['objcopy', ...args, stub, unsigned]);
     const buf = await readFile(unsigned);
     normalisePe(buf, opts.epoch ?? epochDefault());
-    await writeFile(unsigned, buf);
-    let final = unsigned;
+    let bytes = buf;
     if (opts.sign) {
-      final = join(work, 'uki.signed.efi');
-      await exec(['sbsign', '--key', opts.sign.key, '--cert', opts.sign.cert, '--output', final, unsigned]);
+      await writeFile(unsigned, buf);
+      const signed = join(work, 'uki.signed.efi');
+      await exec(['sbsign', '--key', opts.sign.key, '--cert', opts.sign.cert, '--output', signed, unsigned]);
+      bytes = await readFile(signed);
     }
-    const bytes = await readFile(final);
     await writeFileAtomic(opts.out, bytes, { mode: 0o644 });
-    return { out: opts.out, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), signed: opts.sign !== undefined, sections: placed };
+    return { out: opts.out, bytes: bytes.length, sha256: sha256Hex(bytes), signed: opts.sign !== undefined, sections: placed };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -95,6 +95,13 @@ export async function hasProgram(program: string, path: string = process.env.PAT
   return false;
 }
 
+/** Checks before any work that every program is on PATH; the first missing one is HOST_TOOL_MISSING with `hint`. */
+export async function requirePrograms(programs: readonly string[], hint: string): Promise<void> {
+  for (const p of programs) {
+    if (!(await hasProgram(p))) throw new MosError({ code: 'HOST_TOOL_MISSING', subject: p, message: 'is not installed', hint });
+  }
+}
+
 // Any failure (absent, not a directory, not searchable) means "not in this PATH entry", as for the shell.
 async function isExecutableFile(file: string): Promise<boolean> {
   try {

@@ -1,10 +1,10 @@
 import { MosError, isMosError, type Logger, type OnProgress } from '../base/index.js';
 import {
-  MAX_MANIFEST_BYTES, OCI_MANIFEST, firstThatWorks, isManifestType, openEndpoints, openMirrored, openReference, parseImageManifest, registriesConfOf,
-  type ContentStore, type Descriptor, type ImageManifest, type RegistryAccess,
+  firstThatWorks, openEndpoints, openMirrored, openReference, registriesConfOf,
+  type ContentStore, type Descriptor, type RegistryAccess,
 } from '../oci/index.js';
 import type { TrustAnchors, SignerInfo } from '../trust/index.js';
-import { CERT_ARTIFACT_TYPE, INSTALL_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, listReferrers, targetTag } from '../protocol/index.js';
+import { TARGET_REPOSITORY, readInstallArtifact, targetTag } from '../protocol/index.js';
 import { verifyTriple } from './trust-policy.js';
 
 /** An install manifest fetched from a SOURCE and verified against the manifest CA. */
@@ -30,9 +30,6 @@ export interface FetchInstallOptions extends RegistryAccess {
   readonly onProgress?: OnProgress;
 }
 
-/** Bound on referrer candidates tried (a registry could list thousands). */
-const MAX_CANDIDATES = 8;
-
 /**
  * Fetches the install artifact named by SOURCE (registry `host/name:tag`, `host/name@sha256:…`, or a
  * live-CD layout `oci:DIR:TAG`), its signer certificate and its signature (referrers API or fallback
@@ -57,27 +54,11 @@ export async function fetchInstall(opts: FetchInstallOptions): Promise<FetchedIn
 
 async function fetchFrom(store: ContentStore, reference: string, imageSource: FetchedInstall['imageSource'], opts: FetchInstallOptions): Promise<FetchedInstall> {
   const t = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
-  const artifact = await store.resolve(reference, t);
-  const manifest = parseArtifact(await store.fetchBytes(artifact, t), opts.source);
-  const layer = manifest.layers[0]!;
-  if (layer.size > MAX_MANIFEST_BYTES) {
-    throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: `${opts.source}: install.json`, message: `is ${layer.size} bytes, more than ${MAX_MANIFEST_BYTES}` });
-  }
-  const raw = await store.fetchBytes(layer, t);
-  const certs = await referrerPayloads(store, artifact, CERT_ARTIFACT_TYPE, opts.source, t);
-  const sigs = await referrerPayloads(store, artifact, SIGNATURE_ARTIFACT_TYPE, opts.source, t);
-  if (certs.length === 0 || sigs.length === 0) {
-    throw new MosError({
-      code: 'TRUST_SIGNATURE_INVALID',
-      subject: opts.source,
-      message: `has no ${certs.length === 0 ? 'signer certificate' : 'signature'} (${certs.length === 0 ? CERT_ARTIFACT_TYPE : SIGNATURE_ARTIFACT_TYPE} referrer)`,
-      hint: 'publish it with mosb manifest publish, which pushes the certificate and signature',
-    });
-  }
+  const { artifact, raw, certs, signatures } = await readInstallArtifact(store, reference, opts.source, t);
   const now = opts.now ?? new Date();
   let firstError: unknown;
-  for (const cert of certs) {
-    for (const signature of sigs) {
+  for (const { payload: cert } of certs) {
+    for (const { payload: signature } of signatures) {
       try {
         const signer = verifyTriple({ sha: '', raw, signature, cert }, opts.anchors, now, 'install.json');
         return { source: opts.source, artifact, raw, signature, cert, signer, imageSource };
@@ -89,34 +70,3 @@ async function fetchFrom(store: ContentStore, reference: string, imageSource: Fe
   }
   throw firstError;
 }
-
-function parseArtifact(bytes: Uint8Array, subject: string): ImageManifest {
-  const bad = (message: string, cause?: unknown) => new MosError({ code: 'OCI_MANIFEST_INVALID', subject, message, hint: 'is this an install manifest published by mosb?', cause });
-  let doc: ImageManifest;
-  try {
-    doc = parseImageManifest(bytes, subject);
-  } catch (e) {
-    if (isMosError(e, 'OCI_MANIFEST_INVALID')) throw bad(`is not an OCI image manifest: ${e.message}`, e);
-    throw e;
-  }
-  if ((doc.mediaType ?? OCI_MANIFEST) !== OCI_MANIFEST) throw bad(`has media type ${String(doc.mediaType)}, not ${OCI_MANIFEST}`);
-  const type = doc.artifactType ?? doc.config?.mediaType;
-  // regctl-made artifacts put the type on the config; mos's publish sets artifactType.
-  if (type !== INSTALL_ARTIFACT_TYPE && doc.layers[0]?.mediaType !== INSTALL_ARTIFACT_TYPE) throw bad(`is not an install manifest (artifactType ${JSON.stringify(type)})`);
-  if (doc.layers.length < 1) throw bad('has no layers');
-  return doc;
-}
-
-async function referrerPayloads(store: ContentStore, subject: Descriptor, type: string, source: string, t: object): Promise<Uint8Array[]> {
-  const found = (await listReferrers(store, subject, type)).filter((d) => isManifestType(d.mediaType)).slice(0, MAX_CANDIDATES);
-  const out: Uint8Array[] = [];
-  for (const d of found) {
-    const m = parseImageManifest(await store.fetchBytes(d, t), `${source}: ${type} referrer ${d.digest}`);
-    const layer = m.layers[0];
-    if (!layer || layer.size > MAX_MANIFEST_BYTES) continue;
-    out.push(await store.fetchBytes(layer, t));
-  }
-  return out;
-}
-
-

@@ -5,10 +5,10 @@
 // path EFI/BOOT/BOOTX64.EFI and a named entry EFI/mosctl/mosctl.efi) and register it with efibootmgr
 // where EFI variables are writable.
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
-import { exec, hasProgram, readMountInfo } from '../host/index.js';
+import { exec, hasProgram, readMountInfo, requirePrograms } from '../host/index.js';
 import { install, type InstallOptions, type InstallResult } from './install.js';
 import { caPathFor } from './trust-policy.js';
 
@@ -136,7 +136,6 @@ export async function chooseDisk(opts: { disk?: string; wipe?: boolean; sysBlock
 
 async function isIsoMedium(device: string): Promise<boolean> {
   try {
-    const { open } = await import('node:fs/promises');
     const fh = await open(device, 'r');
     try {
       const b = Buffer.alloc(6);
@@ -192,9 +191,7 @@ export function sfdiskScript(layout: readonly { name: PartitionName; sizeMiB: nu
 export async function installDisk(opts: InstallDiskOptions): Promise<InstallDiskResult> {
   const log = opts.log ?? silentLogger;
   const step = (s: string, detail?: string) => opts.onProgress?.({ kind: 'step', step: s, ...(detail !== undefined ? { detail } : {}) });
-  for (const p of ['sfdisk', 'mkfs.vfat', 'mkfs.ext4']) {
-    if (!(await hasProgram(p))) throw new MosError({ code: 'HOST_TOOL_MISSING', subject: p, message: 'is not installed', hint: 'the live image needs fdisk, dosfstools and e2fsprogs' });
-  }
+  await requirePrograms(['sfdisk', 'mkfs.vfat', 'mkfs.ext4'], 'the live image needs fdisk, dosfstools and e2fsprogs');
   if (opts.uki !== undefined && !existsSync(opts.uki)) throw new MosError({ code: 'NOT_FOUND', subject: `UKI ${opts.uki}`, message: 'does not exist' });
   const capath = caPathFor(opts.root, opts.capath);
   const staging = opts.staging ?? '/run/mosctl/install';
