@@ -10,3 +10,4 @@ export { buildInitrd, INITRD_MODULES, INITRD_PROGRAMS, type BuildInitrdOptions, 
 export { bundleMosctl, type BundleResult } from './bundle.js';
 export { buildUki, DEFAULT_STUB, type BuildUkiOptions, type BuildUkiResult } from './uki.js';
 export { mkboot, ISO_LABEL, type MkbootOptions, type MkbootResult } from './mkboot.js';
+export { createBootkit, bootkitPaths, keysetBootkit, MAX_UKI_BYTES, type CreateBootkitOptions, type CreateBootkitResult } from './bootkit.js';
