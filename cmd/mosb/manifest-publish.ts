@@ -14,6 +14,7 @@ interface PublishFlags extends RegistryFlags {
   readonly key?: string;
   readonly skipBootkit?: boolean;
   readonly skipBoot?: boolean;
+  readonly requireBootkit?: boolean;
   readonly created?: string;
 }
 
@@ -28,8 +29,9 @@ export function register(program: Command): void {
     .addOption(new Option('--product <keyset:project>', 'alias of --project').hideHelp())
     .option('--cert <file>', 'signer certificate PEM (with --key, instead of --project)')
     .option('--key <file>', 'signer private key PEM')
-    .option('--skip-bootkit', 'accepted for mos compatibility: mosctl never adds hostfs or bootkit targets')
+    .option('--skip-bootkit', 'do not add the keyset\'s bootkit target (added by default to a complete manifest signed with --project when the keyset has a bootkit and the manifest lists none)')
     .addOption(new Option('--skip-boot', 'alias of --skip-bootkit').hideHelp())
+    .option('--require-bootkit', 'refuse to publish when the keyset has no bootkit (mos\'s behaviour; see mosb keyset bootkit)')
     .option('--created <rfc3339>', 'created annotation of the artifacts (default $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z)')
     .action(action(runPublish));
 }
@@ -51,12 +53,13 @@ async function runPublish(ctx: CommandContext, file: string, flags: PublishFlags
     ...(flags.cert !== undefined ? { cert: flags.cert } : {}),
     ...(flags.key !== undefined ? { key: flags.key } : {}),
     skipBootkit: flags.skipBootkit === true || flags.skipBoot === true,
+    requireBootkit: flags.requireBootkit === true,
     ...(created ? { created } : {}),
     ...registryAccess(flags),
     log: ctx.log,
     onProgress: ctx.onProgress, signal: ctx.signal,
   });
-  return { result: res, text: `${res.reference}\n${res.digest}` };
+  return { result: res, text: `${res.reference}\n${res.digest}${res.added.map((n) => `\nadded target ${n} from the keyset`).join('')}` };
 }
 
 function createdOf(flag: string | undefined): Date | undefined {

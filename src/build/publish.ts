@@ -3,19 +3,23 @@ import { MosError, isMosError, isRepositoryName, parseReference, silentLogger, t
 import { readFileLimited } from '../host/index.js';
 import {
   MAX_MANIFEST_BYTES, installFileFromImport, parseImportFile, parseSource, serializeInstallFile,
-  type ImportFile, type Pin, type Source,
+  type ImportFile, type Pin, type Source, type UserTarget,
 } from '../manifest/index.js';
 import {
   EMPTY_JSON_BYTES, copy, isIndexType, openLayout, parseImageManifest, openRepository, repositoryOptions,
   type ContentStore, type Descriptor, type TransferOptions,
 } from '../oci/index.js';
 import { MAX_SIGNATURE_BYTES } from '../trust/index.js';
-import { CERT_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, addReferrer, listReferrers, targetTag } from '../protocol/index.js';
+import {
+  BOOTKIT_TARGET, BOOTKIT_VERSION, CERT_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, TARGET_REPOSITORY, addReferrer, listReferrers, targetTag,
+} from '../protocol/index.js';
 import type { RegistryAccess } from '../oci/index.js';
 import {
   CERT_LAYER_TITLE, EMPTY_CONFIG, SIGNATURE_LAYER_TITLE, installArtifact, referrerArtifact, type BuiltManifest,
 } from './publish-manifests.js';
 import { loadSigner, signAndCheck, signatureMatches, type SignerSource } from './publish-signer.js';
+import { keysetBootkit } from './bootkit.js';
+import { parseProjectSpec } from './keyset.js';
 
 /** Options of `publish` (`mosb manifest publish`). */
 export interface PublishOptions extends RegistryAccess {
@@ -34,8 +38,15 @@ export interface PublishOptions extends RegistryAccess {
   readonly key?: string;
   /** Base of the keyset tree (`$XDG_DATA_HOME`); default the environment's. */
   readonly dataHome?: string;
-  /** Accepted for mos compatibility: mosctl never adds hostfs or bootkit targets, so it changes nothing. */
+  /**
+   * Do not add the keyset's `bootkit` target. Without it, a complete manifest signed with `project`
+   * whose keyset has a bootkit (`mosb keyset bootkit`) and that lists no `bootkit` target gets one
+   * (mos's default; mos's demo `hostfs` default is never added). Partial manifests and `cert`/`key`
+   * signers get none.
+   */
   readonly skipBootkit?: boolean;
+  /** Refuse (NOT_FOUND) when the bootkit would be added but the keyset has none, as mos does. */
+  readonly requireBootkit?: boolean;
   /** Directory relative `oci:DIR:TAG` sources are resolved against; default the current directory (as mos). */
   readonly baseDir?: string;
   /**
@@ -63,6 +74,8 @@ export interface PublishResult {
   /** Digests of the certificate and signature referrer manifests. */
   readonly cert: Digest;
   readonly signature: Digest;
+  /** Targets publish added to the YAML's (the keyset's `bootkit`), in install.json order. */
+  readonly added: readonly string[];
 }
 
 /** Where the artifacts go, parsed (nothing opened or created yet). */
@@ -86,10 +99,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const step = (s: string, detail?: string) => opts.onProgress?.({ kind: 'step', step: s, ...(detail !== undefined ? { detail } : {}) });
   const t: TransferOptions = { ...(opts.signal ? { signal: opts.signal } : {}), log };
   const file = opts.manifestFile;
-  const imp = parseImportFile(opts.yaml ?? (await readFileLimited(file, MAX_MANIFEST_BYTES)), file);
+  const parsed = parseImportFile(opts.yaml ?? (await readFileLimited(file, MAX_MANIFEST_BYTES)), file);
   const dest = parseDestination(opts.repo, opts.name);
   const signer = await loadSigner(signerSource(opts));
-  if (!opts.skipBootkit) log.debug('mosctl publishes the listed targets only; it never adds hostfs or bootkit targets');
+  const { imp, added } = await withBootkit(parsed, opts, log);
 
   const sources = await resolveSources(imp, opts, t, step);
   const pins = new Map<string, Pin>(imp.targets.map((tg, i) => [tg.service_name, sources[i]!.pin]));
@@ -130,7 +143,46 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     targets: imp.targets.map((tg, i) => ({ name: tg.service_name, digest: sources[i]!.descriptor.digest, size: sources[i]!.pin.size })),
     cert: cert.descriptor.digest,
     signature: sigDigest,
+    added,
   };
+}
+
+/**
+ * mos's default target, the keyset's bootkit (reference/mos.md §1.2 step 2), appended when the manifest
+ * is complete, lists no `bootkit`, is signed with a keyset project and `skipBootkit` is not set. A keyset
+ * without a bootkit adds nothing (said in the log), or is refused with `requireBootkit`. mos also adds
+ * its demo `hostfs` from zothub.io; mosctl never does (a release names its own root filesystem).
+ */
+async function withBootkit(imp: ImportFile, opts: PublishOptions, log: Logger): Promise<{ imp: ImportFile; added: string[] }> {
+  const none = { imp, added: [] };
+  if (opts.skipBootkit) {
+    if (opts.requireBootkit) throw new MosError({ code: 'USAGE', subject: '--require-bootkit', message: 'does not go with --skip-bootkit' });
+    return none;
+  }
+  if (opts.project === undefined) {
+    if (opts.requireBootkit) throw new MosError({ code: 'USAGE', subject: '--require-bootkit', message: 'needs --project KEYSET:PROJECT (the bootkit is the keyset\'s)' });
+    return none;
+  }
+  if (imp.targets.some((t) => t.service_name === BOOTKIT_TARGET)) return none;
+  if (imp.update_type !== 'complete') {
+    log.debug('a partial manifest gets no bootkit target: it names only what it changes');
+    return none;
+  }
+  const { keyset } = parseProjectSpec(opts.project);
+  const source = await keysetBootkit({ keyset, ...(opts.dataHome !== undefined ? { dataHome: opts.dataHome } : {}) });
+  if (source === undefined) {
+    if (opts.requireBootkit) {
+      throw new MosError({ code: 'NOT_FOUND', subject: `keyset ${keyset}`, message: 'has no bootkit', hint: `create it with: mosb keyset bootkit ${keyset} BOOTX64.EFI (a UKI from mosb uki build), or pass --skip-bootkit` });
+    }
+    log.info(`keyset ${keyset} has no bootkit: publishing without a bootkit target (mosb keyset bootkit ${keyset} UKI creates one)`);
+    return none;
+  }
+  log.info(`adding target ${BOOTKIT_TARGET} from keyset ${keyset} (${source})`);
+  const bootkit: UserTarget = {
+    service_name: BOOTKIT_TARGET, source, version: BOOTKIT_VERSION, service_type: 'fs-only',
+    network: { type: 'host', ipv4: '', ipv6: '', ports: null }, nsgroup: '', storage: null,
+  };
+  return { imp: { ...imp, targets: [...imp.targets, bootkit] }, added: [BOOTKIT_TARGET] };
 }
 
 function signerSource(opts: PublishOptions): SignerSource {
