@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--partition', 'live system: verify, then partition a disk (esp, machine-config, machine-store, machine-scratch) and install onto it', false)
     .option('--disk <dev>', 'with --partition: the disk (default: the only one that is not the live medium or in use)')
     .option('--wipe', 'with --partition: replace a partition table that is not mosctl\'s own layout', false)
-    .option('--uki <file>', 'with --partition: the UKI to put on the ESP (EFI/BOOT/BOOTX64.EFI and EFI/mosctl/mosctl.efi)')
+    .option('--uki <file>', "with --partition: the UKI to put on the ESP (EFI/BOOT/BOOTX64.EFI and EFI/mosctl/mosctl.efi); default the release's bootkit target's")
     .action(
       action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string; partition: boolean; disk?: string; wipe: boolean; uki?: string }) => {
         const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
@@ -54,7 +54,9 @@ function diskText(r: InstallDiskResult): string {
   return [
     installText(r),
     `disk ${r.disk}${r.reused ? ' (layout of a previous attempt reused)' : ''}: ${r.partitions.map((p) => `${p.name} ${p.device} ${p.sizeMiB} MiB`).join(', ')}`,
-    r.uki ? `UKI on the ESP: EFI/BOOT/BOOTX64.EFI, EFI/mosctl/mosctl.efi${r.efiEntry ? `; boot entry ${r.efiEntry}` : ''}` : 'no UKI given: the ESP is empty',
+    r.boot
+      ? `UKI on the ESP: ${r.boot.files.join(', ')}${r.efiEntry ? `; boot entry ${r.efiEntry}` : ''}; from ${r.boot.from === 'file' ? r.boot.path : `the bootkit target ${r.boot.version} (${short(r.boot.digest)})`}`
+      : 'no --uki and no bootkit target: the ESP is empty',
     `phases: verify ${ph.verify.toFixed(1)} s, partition ${ph.partition.toFixed(1)} s, copy ${ph.copy.toFixed(1)} s, boot ${ph.boot.toFixed(1)} s`,
   ].join('\n');
 }

@@ -1,15 +1,16 @@
 // `mosctl install --partition`: the live system's installer. Verify the release first (nothing is
 // partitioned until it verified against the CA), choose the disk by documented rules, write mos's GPT
 // layout (esp, machine-config, machine-store, machine-scratch), make the filesystems, install onto
-// machine-config/machine-store exactly as `install` does, put the UKI on the ESP (the removable-media
-// path EFI/BOOT/BOOTX64.EFI and a named entry EFI/mosctl/mosctl.efi) and register it with efibootmgr
-// where EFI variables are writable.
+// machine-config/machine-store exactly as `install` does, put the UKI (--uki, else the release's bootkit
+// target's) on the ESP (the removable-media path EFI/BOOT/BOOTX64.EFI and a named entry
+// EFI/mosctl/mosctl.efi) and register it with efibootmgr where EFI variables are writable.
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { exec, hasProgram, readMountInfo, requirePrograms } from '../host/index.js';
 import { install, type InstallOptions, type InstallResult } from './install.js';
+import { checkEfi, writeEsp, type WriteEspResult } from './esp.js';
 import { caPathFor } from './trust-policy.js';
 
 /** GPT partition type GUIDs of mos's layout (reference/mos.md). */
@@ -35,7 +36,7 @@ export interface InstallDiskOptions extends InstallOptions {
   readonly disk?: string;
   /** Replace a partition table that is not mosctl's own layout. */
   readonly wipe?: boolean;
-  /** The UKI to put on the ESP. */
+  /** The UKI to put on the ESP; default the release's `bootkit` target's (none: the ESP stays empty). */
   readonly uki?: string;
   /** Where the new partitions are mounted while installing (default /run/mosctl/install). */
   readonly staging?: string;
@@ -47,7 +48,8 @@ export interface InstallDiskResult extends InstallResult {
   readonly disk: string;
   readonly partitions: readonly { readonly name: PartitionName; readonly device: string; readonly sizeMiB: number }[];
   readonly reused: boolean;
-  readonly uki?: string;
+  /** What went onto the ESP and from where (absent: no --uki and no bootkit target). */
+  readonly boot?: WriteEspResult;
   readonly efiEntry?: string;
   /** Seconds per phase: verify, partition, copy (install), boot. */
   readonly phases: Readonly<Record<'verify' | 'partition' | 'copy' | 'boot', number>>;
@@ -184,7 +186,8 @@ export function sfdiskScript(layout: readonly { name: PartitionName; sizeMiB: nu
 
 /**
  * Installs SOURCE onto a disk. Order: verify (a dry-run install: signature, CA, manifest, sizes) →
- * choose the disk → partition → mkfs → mount → install → UKI on the ESP → efibootmgr → unmount. Any
+ * choose the disk → partition → mkfs → mount → install → UKI on the ESP (--uki, else the bootkit
+ * target's, mounted verified from the new store) → efibootmgr → unmount. Any
  * failure unmounts what it mounted and names the step; the disk is left with mosctl's table, which the
  * next attempt reuses without --wipe.
  */
@@ -192,7 +195,7 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
   const log = opts.log ?? silentLogger;
   const step = (s: string, detail?: string) => opts.onProgress?.({ kind: 'step', step: s, ...(detail !== undefined ? { detail } : {}) });
   await requirePrograms(['sfdisk', 'mkfs.vfat', 'mkfs.ext4'], 'the live image needs fdisk, dosfstools and e2fsprogs');
-  if (opts.uki !== undefined && !existsSync(opts.uki)) throw new MosError({ code: 'NOT_FOUND', subject: `UKI ${opts.uki}`, message: 'does not exist' });
+  if (opts.uki !== undefined) await checkEfi(opts.uki, `UKI ${opts.uki}`);
   const capath = caPathFor(opts.root, opts.capath);
   const staging = opts.staging ?? '/run/mosctl/install';
   const phases = { verify: 0, partition: 0, copy: 0, boot: 0 };
@@ -235,17 +238,15 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
     lap('copy');
 
     step('boot', 'UKI on the ESP');
-    let efiEntry: string | undefined;
-    if (opts.uki !== undefined) {
-      for (const dest of ['EFI/BOOT/BOOTX64.EFI', 'EFI/mosctl/mosctl.efi']) {
-        await mkdir(join(staging, 'boot', 'efi', dest, '..'), { recursive: true });
-        await copyFile(opts.uki, join(staging, 'boot', 'efi', dest));
-      }
-      efiEntry = await registerBootEntry(disk.device, log);
-    }
+    const boot = await writeEsp({
+      root: staging, esp: join(staging, 'boot', 'efi'), capath, log,
+      ...(opts.uki !== undefined ? { uki: opts.uki } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const efiEntry = boot ? await registerBootEntry(disk.device, log) : undefined;
+    if (!boot) log.warn('no --uki and no bootkit target in the release: the ESP stays empty');
     await exec(['sync']);
     lap('boot');
-    return { ...res, disk: disk.device, reused, partitions: layout.map((p) => ({ ...p, device: devices[p.name] })), ...(opts.uki ? { uki: opts.uki } : {}), ...(efiEntry ? { efiEntry } : {}), phases };
+    return { ...res, disk: disk.device, reused, partitions: layout.map((p) => ({ ...p, device: devices[p.name] })), ...(boot ? { boot } : {}), ...(efiEntry ? { efiEntry } : {}), phases };
   } finally {
     for (const m of mounts) await exec(['umount', m]).catch((e) => log.warn(`cannot unmount ${m}: ${e instanceof Error ? e.message : String(e)}`));
   }
