@@ -1,4 +1,5 @@
 import { isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
+import { BOOTKIT_TARGET } from '../protocol/index.js';
 import { prepareVolumes, type VolumeResult } from '../runtime/index.js';
 import { activate, type ActivateResult } from './activate.js';
 import { systemPaths } from './paths.js';
@@ -34,7 +35,8 @@ export interface BootResult {
 
 /**
  * `mosctl boot`: verify the whole system, set up storage volumes (persistent ones kept, the others
- * fresh for this boot), then activate every target in manifest order except hostfs (the booted root).
+ * fresh for this boot), then activate every target in manifest order except hostfs (the booted root)
+ * and the bootkit.
  * A failing target is reported and the others still start; the caller exits non-zero when any failed.
  */
 export async function boot(opts: BootOptions): Promise<BootResult> {
@@ -50,7 +52,9 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   });
   const targets: BootTarget[] = [];
   for (const { target } of system.targets) {
-    if (target.service_type === 'hostfs') continue;
+    // hostfs is the booted root; the bootkit is the boot chain the installer put on the ESP, not a
+    // service (mos's ActivateAll skips both; `activate -t bootkit` still mounts it on request).
+    if (target.service_type === 'hostfs' || target.service_name === BOOTKIT_TARGET) continue;
     opts.onProgress?.({ kind: 'step', step: 'activate', detail: target.service_name });
     try {
       const r = await activate({ root, target: target.service_name, system, log, ...(opts.requireVerity ? { requireVerity: true } : {}), ...(opts.systemd ? { systemd: true } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });

@@ -1,6 +1,7 @@
 import { mountAt, readFileLimited, readMountInfo } from '../host/index.js';
 import { currentGeneration, readGeneration } from '../config/index.js';
 import { MAX_MANIFEST_BYTES, imageContentBytes, layoutBlobPath, parseImageManifest } from '../oci/index.js';
+import { BOOTKIT_TARGET } from '../protocol/index.js';
 import { containerState, type ContainerStateName } from '../runtime/index.js';
 import { systemPaths, targetPaths } from './paths.js';
 import { realRoot } from './target-root.js';
@@ -134,7 +135,8 @@ async function systemState(root: string, live: LiveStatus, boot: BootStatus | un
     } else {
       const live = t.service_type === 'container' ? rt?.state === 'RUNNING' : rt?.mounted === true;
       if (live) running = await readTargetRecord(t.service_type === 'container' ? p.stateFile : p.mountedRecord);
-      apply = !live ? 'activate' : running?.digest === t.digest ? 'none' : 'restart';
+      // The bootkit is not a service: nothing to start unless someone mounted it (activate -t bootkit).
+      apply = !live ? (t.name === BOOTKIT_TARGET ? 'none' : 'activate') : running?.digest === t.digest ? 'none' : 'restart';
     }
     const bytes = await imageBytes(store, t.digest);
     // Required fields first, then the optional ones: the order the API's serializer writes them in,
