@@ -26,7 +26,7 @@ install() {
     local ca="${mosctl_ca:-/etc/mosctl/manifestCA.pem}"
     [ -f "$bundle/mosctl.mjs" ] || { derror "mosctl: no bundle at $bundle/mosctl.mjs (set mosctl_bundle=)"; return 1; }
     [ -f "$ca" ] || { derror "mosctl: no manifest CA at $ca (set mosctl_ca=)"; return 1; }
-    inst_multiple node veritysetup mount umount switch_root cut grep tail sync cp mkdir sleep cat
+    inst_multiple node veritysetup mount umount switch_root cut grep tail sync cp mkdir sleep cat dd od tr sed head
     inst_simple "$bundle/mosctl.mjs" /usr/lib/mosctl/mosctl.mjs
     inst_simple "$bundle/mosctl.cjs" /usr/lib/mosctl/mosctl.cjs
     inst_simple "$bundle/mosctl.cjs.cache" /usr/lib/mosctl/mosctl.cjs.cache

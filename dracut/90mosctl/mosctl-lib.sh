@@ -112,6 +112,7 @@ mos_boot() {
     if mos_find_part esp > /dev/null; then mos_mount_part esp /boot/efi vfat
     elif mos_find_part efi > /dev/null; then mos_mount_part efi /boot/efi vfat
     fi
+    [ -d /config/manifest.git ] || mos_commission
     mkdir -p /run/cryptsetup "$_newroot"
     _verity=--require-verity
     [ "$(mos_arg mos.verity required)" = optional ] && _verity=""
@@ -127,6 +128,7 @@ mos_boot() {
     fi
     while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
     grep '^warn: ' /tmp/mosctl-boot.err | while IFS= read -r _l; do mos_say "$_l"; done
+    mos_site_apply "$_newroot" ""
     mos_handover "$_newroot" "the assembled hostfs"
     return 0
 }
@@ -190,6 +192,7 @@ mos_live_boot() {
         mos_fail "${_line#mosctl: }"
     fi
     while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-boot.out
+    mos_site_apply "$_newroot" "$_medium"
     mos_handover "$_newroot" "the live root"
 }
 
@@ -202,4 +205,202 @@ mos_module_opts() {
         case $_a in "$_mod".*=*) _o="$_o ${_a#"$_mod".}" ;; esac
     done
     echo "$_o"
+}
+
+# ---- Site bundles and commissioning ----------------------------------------------------------------
+# A site bundle (`mosb bundle create`, signed by a site key the initrd's manifest CA issued) carries a
+# site's CA certificates, environment, registries.conf and registry credentials, and optionally the
+# provisioning source an uninstalled machine installs itself from. Candidates, in this order:
+#   the ESP               /boot/efi/EFI/mosctl/site-bundle.json
+#   a site medium         site-bundle.json at the root of an ext4 or ISO 9660 filesystem labelled MOS-SITE
+#   the live medium       <medium>/site-bundle.json (live boot only)
+# `mosctl bundle inject` verifies them: once a bundle is recorded in /config/site/ (commissioned) that one
+# is used and every candidate is ignored and logged. Its files are written into the new root before
+# switch_root. An uninstalled machine (no /config/manifest.git) whose bundle names a provisioning source
+# installs it (`mosctl install`, the source's device mounted read-only at /run/mosctl/provision) and boots
+# it in the same boot; with nothing to install from it waits in a maintenance state:
+#   mos.provision.timeout=SECONDS   how long to wait, rescanning every 5 s (default 0: for ever), then fail
+
+MOS_SITE_LABEL=${MOS_SITE_LABEL:-MOS-SITE}
+MOS_RESCAN=${MOS_RESCAN:-5}
+
+# The label of the ext4 filesystem on $1 (superblock at 1024: magic 0xEF53 at +56, volume name 16 bytes
+# at +120); returns 1 when $1 holds no ext4.
+mos_ext4_label() {
+    [ "$(dd if="$1" bs=1 skip=1080 count=2 2> /dev/null | od -An -tx1 | tr -d ' \n')" = 53ef ] || return 1
+    dd if="$1" bs=1 skip=1144 count=16 2> /dev/null | tr -d '\000'
+}
+
+# The ISO 9660 volume label of $1 (see mos_find_label); returns 1 when $1 holds no ISO 9660 volume.
+mos_iso_label() {
+    [ "$(dd if="$1" bs=1 skip=32769 count=5 2> /dev/null)" = CD001 ] || return 1
+    _il=$(dd if="$1" bs=1 skip=32808 count=32 2> /dev/null)
+    while [ "${_il% }" != "$_il" ]; do _il=${_il% }; done
+    echo "$_il"
+}
+
+# Prints "DEV FSTYPE" of the first block device with an ext4 or ISO 9660 filesystem labelled $1.
+mos_find_fs() {
+    for _s in /sys/class/block/*; do
+        _d=/dev/${_s##*/}
+        [ -b "$_d" ] || continue
+        if _fl=$(mos_ext4_label "$_d") && [ "$_fl" = "$1" ]; then echo "$_d ext4"; return 0; fi
+        if _fl=$(mos_iso_label "$_d") && [ "$_fl" = "$1" ]; then echo "$_d iso9660"; return 0; fi
+    done
+    return 1
+}
+
+# The uptime in whole seconds.
+mos_uptime() { _up=$(cut -d' ' -f1 /proc/uptime); echo "${_up%.*}"; }
+
+# The first value of "KEY" in the JSON document in file $1 ($2 = KEY): a string (without its quotes,
+# none escaped), a number, or null. Prints nothing when absent.
+mos_json_get() {
+    tr -d '\n' < "$1" | grep -oE "\"$2\"[[:space:]]*:[[:space:]]*(\"[^\"]*\"|-?[0-9]+|null|true|false)" | head -n 1 \
+        | sed -E 's/^"[^"]*"[[:space:]]*:[[:space:]]*//; s/^"(.*)"$/\1/'
+}
+
+# The object of "KEY" ($2) in the JSON document in file $1, flat (one level, no nested objects), or null.
+mos_json_object() {
+    tr -d '\n' < "$1" | grep -oE "\"$2\"[[:space:]]*:[[:space:]]*(\\{[^{}]*\\}|null)" | head -n 1 \
+        | sed -E 's/^"[^"]*"[[:space:]]*:[[:space:]]*//'
+}
+
+# The oci: SOURCE of a provisioning medium mounted at $2: oci:/rel:1.0 and oci:rel:1.0 name
+# oci:$2/rel:1.0. Anything else is refused (returns 1).
+mos_provision_source() {
+    case $1 in
+        oci:*) _ps=${1#oci:}; while [ "${_ps#/}" != "$_ps" ]; do _ps=${_ps#/}; done
+               [ -n "$_ps" ] || return 1
+               echo "oci:$2/$_ps" ;;
+        *) return 1 ;;
+    esac
+}
+
+# Sets MOS_SITE_CANDS (--candidate options) from the ESP and a MOS-SITE medium (mounted read-only at
+# /run/mosctl/site-medium until mos_site_release).
+mos_site_candidates() {
+    MOS_SITE_CANDS=""
+    [ -f /boot/efi/EFI/mosctl/site-bundle.json ] && MOS_SITE_CANDS="--candidate /boot/efi/EFI/mosctl/site-bundle.json"
+    if ! grep -q " /run/mosctl/site-medium " /proc/mounts && _sm=$(mos_find_fs "$MOS_SITE_LABEL"); then
+        mkdir -p /run/mosctl/site-medium
+        # shellcheck disable=SC2086
+        if mount -t ${_sm#* } -o ro ${_sm%% *} /run/mosctl/site-medium 2> /tmp/mosctl-mount.err; then
+            mos_say "site medium ${_sm%% *} ($MOS_SITE_LABEL) mounted at /run/mosctl/site-medium"
+        else
+            mos_say "cannot mount the site medium ${_sm%% *} ($MOS_SITE_LABEL): $(tail -n 1 /tmp/mosctl-mount.err)"
+        fi
+    fi
+    [ -f /run/mosctl/site-medium/site-bundle.json ] && MOS_SITE_CANDS="$MOS_SITE_CANDS --candidate /run/mosctl/site-medium/site-bundle.json"
+    [ -n "$1" ] && [ -f "$1/site-bundle.json" ] && MOS_SITE_CANDS="$MOS_SITE_CANDS --candidate $1/site-bundle.json"
+    return 0
+}
+
+mos_site_release() {
+    grep -q " /run/mosctl/site-medium " /proc/mounts && umount /run/mosctl/site-medium 2> /dev/null
+    return 0
+}
+
+# Runs `mosctl bundle inject` with MOS_SITE_CANDS ($1 = the new root to write the site files into, or
+# empty: verify and record only). Sets MOS_SITE (the site name, empty when there is no bundle),
+# MOS_SITE_VERSION, MOS_PROV_SRC and MOS_PROV_DEV. A refusal fails the boot.
+mos_site_inject() {
+    _dest=""
+    [ -n "$1" ] && _dest="--dest $1"
+    # shellcheck disable=SC2086
+    if ! $MOS_MOSCTL bundle inject --root / --capath "$MOS_CA" $MOS_SITE_CANDS $_dest --json > /tmp/mosctl-site.json 2> /tmp/mosctl-site.err; then
+        _line=$(grep -m 1 '^mosctl: ' /tmp/mosctl-site.err || tail -n 1 /tmp/mosctl-site.err)
+        mos_site_release
+        mos_fail "site bundle: ${_line#mosctl: }"
+    fi
+    grep 'ignored' /tmp/mosctl-site.err | sed 's/^.*ignored[: ]*//' | while IFS= read -r _l; do mos_say "ignored: $_l"; done
+    MOS_SITE=$(mos_json_get /tmp/mosctl-site.json site)
+    [ "$MOS_SITE" = null ] && MOS_SITE=""
+    MOS_SITE_VERSION=$(mos_json_get /tmp/mosctl-site.json version)
+    _prov=$(mos_json_object /tmp/mosctl-site.json provision)
+    MOS_PROV_SRC=""; MOS_PROV_DEV=""
+    if [ -n "$_prov" ] && [ "$_prov" != null ]; then
+        echo "$_prov" > /tmp/mosctl-provision.json
+        MOS_PROV_SRC=$(mos_json_get /tmp/mosctl-provision.json source)
+        MOS_PROV_DEV=$(mos_json_get /tmp/mosctl-provision.json device)
+        [ "$MOS_PROV_DEV" = null ] && MOS_PROV_DEV=""
+        [ -n "$MOS_PROV_SRC" ] && [ "$MOS_PROV_SRC" != null ] || mos_fail "site bundle $MOS_SITE version $MOS_SITE_VERSION: cannot read its provisioning source from: $_prov"
+    fi
+    return 0
+}
+
+# Waits (rescanning every MOS_RESCAN s, up to mos.provision.timeout s, 0 = for ever) for what $1 says;
+# `$2` is the command that succeeds once it is there. Says what it waits for on the console.
+mos_wait_for() {
+    _limit=$(mos_arg mos.provision.timeout 0)
+    _t0=$(mos_uptime); _n=0
+    _bound="for ever (mos.provision.timeout=0)"
+    [ "$_limit" -gt 0 ] 2> /dev/null && _bound="giving up after $_limit s (mos.provision.timeout)"
+    mos_say "maintenance: waiting for $1; rescanning every $MOS_RESCAN s, $_bound"
+    while :; do
+        sleep "$MOS_RESCAN"
+        _n=$((_n + 1))
+        if eval "$2"; then mos_say "maintenance: found after $(( $(mos_uptime) - _t0 )) s"; return 0; fi
+        _el=$(( $(mos_uptime) - _t0 ))
+        if [ "$_limit" -gt 0 ] 2> /dev/null && [ "$_el" -ge "$_limit" ]; then
+            mos_fail "maintenance: still waiting for $1 after $_el s ($_n rescans); gave up (mos.provision.timeout=$_limit)"
+        fi
+        [ $((_n % 12)) -eq 1 ] && mos_say "maintenance: still waiting for $1 ($_el s, rescan $_n)"
+    done
+}
+
+# One scan for a bundle naming a provisioning source; true when there is one.
+mos_site_scan() {
+    mos_site_candidates ""
+    if [ -z "$MOS_SITE_CANDS" ] && [ ! -d /config/site ]; then mos_site_release; return 1; fi
+    mos_site_inject ""
+    mos_site_release
+    [ -n "$MOS_SITE" ] && mos_say "site bundle $MOS_SITE version $MOS_SITE_VERSION: verified and recorded in /config/site"
+    [ -n "$MOS_PROV_SRC" ] && return 0
+    if [ -n "$MOS_SITE" ]; then
+        mos_fail "nothing is installed (no /config/manifest.git) and site bundle $MOS_SITE version $MOS_SITE_VERSION names no provisioning source; install the machine from a medium or record a bundle with --provision"
+    fi
+    return 1
+}
+
+# An uninstalled machine (no /config/manifest.git): the site bundle's provisioning source is installed
+# onto the mounted partitions (`mosctl install`), so that the same boot goes on into create-boot-fs.
+mos_commission() {
+    mos_say "no installed system (no /config/manifest.git): commissioning from a site bundle"
+    mos_site_scan || mos_wait_for "a site bundle naming a provisioning source (EFI/mosctl/site-bundle.json on the ESP, or site-bundle.json on a medium labelled $MOS_SITE_LABEL)" mos_site_scan
+    _src=$MOS_PROV_SRC
+    _from=""
+    if [ -n "$MOS_PROV_DEV" ]; then
+        _plabel=${MOS_PROV_DEV#LABEL=}
+        [ "$_plabel" != "$MOS_PROV_DEV" ] && [ -n "$_plabel" ] || mos_fail "site bundle $MOS_SITE version $MOS_SITE_VERSION: provisioning device $MOS_PROV_DEV: want LABEL=NAME"
+        _pd=$(mos_find_fs "$_plabel") \
+            || mos_wait_for "the provisioning medium labelled $_plabel (ext4 or ISO 9660) for $MOS_PROV_SRC" "_pd=\$(mos_find_fs '$_plabel')"
+        _src=$(mos_provision_source "$MOS_PROV_SRC" /run/mosctl/provision) \
+            || mos_fail "site bundle $MOS_SITE version $MOS_SITE_VERSION: provisioning source $MOS_PROV_SRC on $MOS_PROV_DEV: want oci:PATH:TAG (a layout on that medium)"
+        mkdir -p /run/mosctl/provision
+        # shellcheck disable=SC2086
+        mount -t ${_pd#* } -o ro ${_pd%% *} /run/mosctl/provision 2> /tmp/mosctl-mount.err \
+            || mos_fail "cannot mount the provisioning medium ${_pd%% *} ($_plabel): $(tail -n 1 /tmp/mosctl-mount.err)"
+        _from=" (${_pd%% *}, $MOS_PROV_DEV, mounted read-only at /run/mosctl/provision)"
+    fi
+    mos_say "commissioning: site $MOS_SITE version $MOS_SITE_VERSION: mosctl install $_src$_from"
+    if ! DM_DISABLE_UDEV=1 $MOS_MOSCTL install --root / --capath "$MOS_CA" "$_src" > /tmp/mosctl-install.out 2> /tmp/mosctl-install.err; then
+        _line=$(grep -m 1 '^mosctl: ' /tmp/mosctl-install.err || tail -n 1 /tmp/mosctl-install.err)
+        umount /run/mosctl/provision 2> /dev/null
+        mos_fail "commissioning from $MOS_PROV_SRC: ${_line#mosctl: }"
+    fi
+    while IFS= read -r _l; do mos_say "$_l"; done < /tmp/mosctl-install.out
+    [ -n "$_from" ] && umount /run/mosctl/provision 2> /dev/null
+    mos_say "commissioned: continuing this boot into create-boot-fs (no reboot needed)"
+}
+
+# After create-boot-fs (or the live root's mount): the recorded bundle, else the first candidate that
+# verifies, is written into the new root $1 ($2: the live medium, whose site-bundle.json is a candidate).
+mos_site_apply() {
+    mos_site_candidates "$2"
+    if [ -z "$MOS_SITE_CANDS" ] && [ ! -d /config/site ]; then mos_site_release; return 0; fi
+    mos_site_inject "$1"
+    mos_site_release
+    [ -n "$MOS_SITE" ] && mos_say "site bundle $MOS_SITE version $MOS_SITE_VERSION: CA anchors, env, registries and auth written into the new root"
+    return 0
 }
