@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
+import * as bundle from './mosb/bundle.js';
+import * as keysetRotate from './mosb/keyset-rotate.js';
 import * as imageBuild from './mosb/image-build.js';
 import * as imageCopy from './mosb/image-copy.js';
 import * as imageInspect from './mosb/image-inspect.js';
@@ -14,6 +16,6 @@ import * as uki from './mosb/uki.js';
 import * as mkboot from './mosb/mkboot.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const sub of [manifestValidate, keysetAdd, keysetBootkit, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd, uki, mkboot]) sub.register(program);
+for (const sub of [manifestValidate, keysetAdd, keysetRotate, keysetBootkit, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd, uki, mkboot, bundle]) sub.register(program);
 registerDocs(program);
 await runProgram(program, process.argv);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { registerDocs } from './shared/docs.js';
 import { makeProgram, runProgram } from './shared/run.js';
+import * as bundle from './mosctl/bundle.js';
 import * as activate from './mosctl/activate.js';
 import * as audit from './mosctl/audit.js';
 import * as boot from './mosctl/boot.js';
@@ -29,7 +30,7 @@ else main();
 function main(): void {
   const program = makeProgram('mosctl', 'Install, update, verify and boot a machine from signed OCI install manifests', { remote: true });
   downloader.register(program);
-  for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin]) sub.register(program);
+  for (const sub of [status, history, verify, fsck, gc, mount, createBootFs, umount, install, update, upgrade, rollback, activate, deactivate, boot, assess, serve, operations, audit, pin, bundle]) sub.register(program);
   registerDocs(program);
   // runProgram never rejects (it reports and sets the exit code): no top-level await, so the program
   // also bundles as CommonJS (the initramfs loads it through a V8 code cache).

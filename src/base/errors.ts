@@ -102,6 +102,8 @@ const EXIT_CODE = {
   ALREADY_EXISTS: 8,
   ATOMFS_BUSY: 8,
   OCI_TAG_AMBIGUOUS: 8,
+  /** A site bundle older than the one the machine recorded, or the same version with other content. */
+  SITE_BUNDLE_OLDER: 8,
 
   // host (9)
   HOST_EXEC_FAILED: 9,

@@ -3,7 +3,8 @@
 export { buildImage, convertImage, type BuildImageOptions, type ConvertImageOptions, type BuildImageResult, type BuiltLayer, type ImageConfigOverrides, type ImageSource } from './build-image.js';
 export { copyImage, inspectImage, type CopyImageOptions, type CopyImageResult, type InspectImageOptions, type InspectImageResult } from './copy-image.js';
 export { publish, parseDestination, type PublishOptions, type PublishResult } from './publish.js';
-export { createKeyset, createProject, projectPaths, keysetPaths, keysRoot, parseProjectSpec, type KeysetPaths, type ProjectPaths } from './keyset.js';
+export { createKeyset, createProject, rotateKeyset, projectPaths, keysetPaths, keysRoot, parseProjectSpec, type KeysetPaths, type ProjectPaths } from './keyset.js';
+export { createSiteBundle, createTrustRotation, type CreateSiteBundleOptions, type CreateSiteBundleResult, type CreateTrustRotationOptions } from './site-bundle.js';
 export { validateManifestFile, type ValidateManifestResult, type ValidationProblem } from './validate.js';
 export { imageBuild, type ImageBuildOptions } from './image-build.js';
 export { buildInitrd, INITRD_MODULES, INITRD_PROGRAMS, type BuildInitrdOptions, type BuildInitrdResult, type InitrdCompression } from './initrd.js';

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { MosError, describeSystemError } from '../base/index.js';
 import { exists, fsyncDir, readFileLimited, writeFileAtomic } from '../host/index.js';
-import { MAX_PEM_BYTES, issueCa, issueLeaf } from '../trust/index.js';
+import { MAX_PEM_BYTES, issueCa, issueCrossCert, issueLeaf } from '../trust/index.js';
 
 /** Files of a keyset's manifest CA. */
 export interface KeysetPaths {
   readonly dir: string;
   readonly caCert: string;
   readonly caKey: string;
+  /** `manifest-ca/cross.pem`: this CA certified by the keyset it replaces (written by `mosb keyset rotate`). */
+  readonly crossCert: string;
 }
 
 /** Files of a project: signing cert and PKCS#8 key, product uuid, and the keyset CA that issued them. */
@@ -61,14 +63,17 @@ export function parseProjectSpec(spec: string): { keyset: string; project: strin
 export function keysetPaths(opts: { keyset: string; dataHome?: string }): KeysetPaths {
   checkName('keyset', opts.keyset);
   const dir = join(keysRoot(opts.dataHome), opts.keyset);
-  return { dir, caCert: join(dir, 'manifest-ca', 'cert.pem'), caKey: join(dir, 'manifest-ca', 'privkey.pem') };
+  return { dir, caCert: join(dir, 'manifest-ca', 'cert.pem'), caKey: join(dir, 'manifest-ca', 'privkey.pem'), crossCert: join(dir, 'manifest-ca', 'cross.pem') };
 }
 
-/** Paths of a project's signing material (no disk access): what `mosb manifest publish --project` reads. */
-export function projectPaths(opts: { keyset: string; project: string; dataHome?: string }): ProjectPaths {
+/**
+ * Paths of a project's signing material (no disk access): what `mosb manifest publish --project` reads.
+ * With `site`, a site key's (`<keyset>/site/<name>/`): what `mosb bundle create --project` reads.
+ */
+export function projectPaths(opts: { keyset: string; project: string; dataHome?: string; site?: boolean }): ProjectPaths {
   checkName('project', opts.project);
   const ks = keysetPaths(opts);
-  const dir = join(ks.dir, 'manifest', opts.project);
+  const dir = join(ks.dir, opts.site ? 'site' : 'manifest', opts.project);
   return { dir, cert: join(dir, 'cert.pem'), key: join(dir, 'privkey.pem'), uuid: join(dir, 'uuid'), caCert: ks.caCert };
 }
 
@@ -99,7 +104,7 @@ export async function createKeyset(opts: { name: string; dataHome?: string; now?
  * certificate issued by the keyset CA (digitalSignature, EKU codeSigning), PKCS#8 key mode 0600, a
  * random product uuid. Appears whole or not at all; refuses to overwrite (ALREADY_EXISTS).
  */
-export async function createProject(opts: { keyset: string; project: string; dataHome?: string; now?: Date }): Promise<ProjectPaths> {
+export async function createProject(opts: { keyset: string; project: string; dataHome?: string; now?: Date; site?: boolean }): Promise<ProjectPaths> {
   const paths = projectPaths(opts);
   const ks = keysetPaths(opts);
   let caCertPem: string;
@@ -128,17 +133,62 @@ export async function createProject(opts: { keyset: string; project: string; dat
       notAfter: new Date(now.getTime() + PROJECT_VALIDITY_YEARS * YEAR),
       caCertPem,
       caKeyPem,
+      ...(opts.site ? { site: true } : {}),
     });
   } catch (e) {
     throw new MosError({ code: 'TRUST_KEY_INVALID', subject: ks.caKey, message: `cannot issue with this CA (an RSA PKCS#8 key is needed): ${e instanceof Error ? e.message : String(e)}`, cause: e });
   }
-  await mkdir(join(ks.dir, 'manifest'), { recursive: true, mode: 0o755 });
-  await publishDir(paths.dir, `project "${opts.keyset}:${opts.project}"`, async (tmp) => {
-    await writeFileAtomic(join(tmp, 'cert.pem'), leaf.certPem, { mode: 0o644 });
+  await mkdir(join(paths.dir, '..'), { recursive: true, mode: 0o755 });
+  // A keyset whose CA was rotated (`mosb keyset rotate`) carries its cross-certificate: signers append it, so
+  // machines that still trust only the old CA accept what this project signs.
+  const cross = await readCross(ks);
+  await publishDir(paths.dir, `${opts.site ? 'site' : 'project'} "${opts.keyset}:${opts.project}"`, async (tmp) => {
+    await writeFileAtomic(join(tmp, 'cert.pem'), leaf.certPem + (cross ?? ''), { mode: 0o644 });
     await writeFileAtomic(join(tmp, 'privkey.pem'), leaf.keyPem, { mode: 0o600 });
     await writeFileAtomic(join(tmp, 'uuid'), randomUUID(), { mode: 0o644 });
   });
   return paths;
+}
+
+async function readCross(ks: KeysetPaths): Promise<string | undefined> {
+  if (!(await exists(ks.crossCert))) return undefined;
+  return (await readFileLimited(ks.crossCert, MAX_PEM_BYTES)).toString('utf8');
+}
+
+/**
+ * `mosb keyset rotate OLD NEW`: certifies keyset NEW's manifest CA with keyset OLD's CA (a
+ * cross-certificate in `NEW/manifest-ca/cross.pem`). Projects created in NEW afterwards carry it after
+ * their leaf, so machines whose initrd trusts only OLD accept manifests signed in NEW: a fleet moves to
+ * the new CA with ordinary updates (the certificate is committed with each generation), and initrds
+ * built later embed NEW directly. Refuses to replace an existing cross-certificate.
+ */
+export async function rotateKeyset(opts: { from: string; to: string; dataHome?: string; now?: Date }): Promise<{ crossCert: string; issuer: string; subject: string }> {
+  const dh = opts.dataHome !== undefined ? { dataHome: opts.dataHome } : {};
+  const oldKs = keysetPaths({ keyset: opts.from, ...dh });
+  const newKs = keysetPaths({ keyset: opts.to, ...dh });
+  if (opts.from === opts.to) throw new MosError({ code: 'USAGE', message: 'rotate from a keyset to another one', hint: 'mosb keyset rotate OLD NEW' });
+  const pem = async (f: string, what: string): Promise<string> => {
+    try {
+      return (await readFileLimited(f, MAX_PEM_BYTES)).toString('utf8');
+    } catch (e) {
+      if (e instanceof MosError && e.code === 'INPUT_INVALID') throw e;
+      throw new MosError({ code: 'TRUST_KEYSET_UNKNOWN', subject: f, message: `${what} is not readable: ${describeSystemError(e)}`, hint: 'create it with: mosb keyset add NAME', cause: e });
+    }
+  };
+  const [oldCert, oldKey, newCert] = await Promise.all([pem(oldKs.caCert, `keyset "${opts.from}" CA`), pem(oldKs.caKey, `keyset "${opts.from}" CA key`), pem(newKs.caCert, `keyset "${opts.to}" CA`)]);
+  if (await exists(newKs.crossCert)) {
+    throw new MosError({ code: 'ALREADY_EXISTS', subject: newKs.crossCert, message: `keyset "${opts.to}" already has a cross-certificate`, hint: 'remove it yourself to certify the CA again' });
+  }
+  const now = opts.now ?? new Date();
+  const cross = await issueCrossCert({
+    subjectCaPem: newCert,
+    issuerCertPem: oldCert,
+    issuerKeyPem: oldKey,
+    notBefore: new Date(now.getTime() - 5 * MINUTE),
+    notAfter: new Date(now.getTime() + CA_VALIDITY_YEARS * YEAR),
+  });
+  await writeFileAtomic(newKs.crossCert, cross, { mode: 0o644 });
+  return { crossCert: newKs.crossCert, issuer: opts.from, subject: opts.to };
 }
 
 async function refuseExisting(dir: string, what: string): Promise<void> {

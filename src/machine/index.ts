@@ -35,3 +35,7 @@ export { readTracked, type TrackedSource } from './tracked.js';
 export { upgrade, switchSource, type UpgradeResult } from './upgrade.js';
 export { repairStore, type RepairOptions, type RepairResult } from './repair.js';
 export { useDownloader, runDownloaderChild, DOWNLOADER_USER } from '../oci/index.js';
+export {
+  verifySiteBundle, applySiteBundle, injectSiteBundle, siteBundleStatus, readSiteState,
+  type SiteBundleReport, type SiteState, type InjectResult,
+} from './site-bundle.js';

@@ -18,6 +18,39 @@ export const CONFINED_DIRS = [
   'mnt/atom', 'mnt/mos', 'run/mosctl', 'var/lib/lxc', 'etc/systemd/system', 'factory/secure',
 ] as const;
 
+/** Where an accepted site bundle lives (README "Site bundles"): state.json, bundles/<hex>.json, trust/<V>.json. */
+export const SITE_DIR = 'config/site';
+
+/**
+ * The files a site bundle puts into a root (the new root at boot, or `--dest`), relative to it. mosctl
+ * owns exactly these: a newer bundle without one of them removes it.
+ */
+export const SITE_FILES = {
+  /** Debian's update-ca-certificates source dir (a subdirectory of /usr/local/share/ca-certificates is read too). */
+  anchorsDir: 'usr/local/share/ca-certificates/mosctl-site',
+  /** The site's transport CAs as one PEM bundle (mosctl's registry TLS trusts it too). */
+  caBundle: 'etc/mosctl/site/ca.pem',
+  /** KEY="VALUE" lines: a systemd EnvironmentFile= and a file sh can source. */
+  env: 'etc/mosctl/site/env',
+  /** containers-registries.conf v2 drop-in: mosctl (and podman, skopeo) read it. */
+  registriesConf: 'etc/containers/registries.conf.d/50-mosctl-site.conf',
+  /** containers auth.json (0600): mosctl's last default credentials file. */
+  auth: 'etc/mosctl/site/auth.json',
+  /** Which bundle is in force: site, version, digest, signer. */
+  record: 'etc/mosctl/site/site.json',
+} as const;
+
+/** The site-bundle paths of a root. Pure. */
+export function sitePaths(root: string): { dir: string; state: string; bundles: string; trust: string } {
+  const dir = join(root, SITE_DIR);
+  return { dir, state: join(dir, 'state.json'), bundles: join(dir, 'bundles'), trust: join(dir, 'trust') };
+}
+
+/** The absolute paths of {@link SITE_FILES} under `dest`. */
+export function siteFilesUnder(dest: string): { [K in keyof typeof SITE_FILES]: string } {
+  return Object.fromEntries(Object.entries(SITE_FILES).map(([k, rel]) => [k, join(dest, rel)])) as { [K in keyof typeof SITE_FILES]: string };
+}
+
 /** The per-target paths (relative to the root) that CONFINED_DIRS does not already cover. */
 export function confinedTargetDirs(target: string): string[] {
   return [`scratch-writes/${target}`, `scratch-writes/roots/${target}`, `mnt/atom/${target}`, `mnt/mos/${target}`, `var/lib/lxc/${target}`];

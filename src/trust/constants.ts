@@ -29,6 +29,12 @@ export const KNOWN_EXTENSIONS: ReadonlySet<string> = new Set([
 export const EKU_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
 export const EKU_ANY = '2.5.29.37.0';
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/**
+ * mosctl's site-bundle signing EKU (README "Site bundles"): an OID under the ITU-T X.667 UUID arc
+ * (2.25.<UUID 66d5f541-18bf-4b61-b137-36d09f77a725 as an integer>), so it needs no registration. A leaf
+ * with it may sign site bundles and trust-set rotations and nothing else; without it, nothing signs them.
+ */
+export const EKU_SITE_BUNDLE = '2.25.136692189148771696454349928256710879013';
 
 /** Certificate signature algorithms we accept, by OID. */
 export const ACCEPTED_CERT_SIG_ALGS: Readonly<Record<string, string>> = {

@@ -7,6 +7,7 @@ import {
   EKU_ANY,
   EKU_CLIENT_AUTH,
   EKU_CODE_SIGNING,
+  EKU_SITE_BUNDLE,
   KNOWN_EXTENSIONS,
   MAX_CHAIN_CERTS,
   MIN_RSA_BITS,
@@ -27,12 +28,16 @@ export interface ValidatePathOptions {
    * What the leaf is for (default code signing: manifests). `clientAuth` is the upgrade API's client
    * certificate: its EKU must allow client authentication and it must not be a CA.
    */
-  readonly purpose?: 'codeSigning' | 'clientAuth';
+  readonly purpose?: 'codeSigning' | 'clientAuth' | 'siteBundle';
 }
 
+// `strict`: the leaf must list the EKU itself (anyExtendedKeyUsage or no EKU extension is not enough), so
+// a manifest key can never sign a site bundle. `forbids`: an EKU the leaf must not carry, so a site key can
+// never sign an install manifest, whatever else it lists.
 const PURPOSES = {
-  codeSigning: { eku: EKU_CODE_SIGNING, words: 'code signing', leaf: 'signer certificate', leafMayBeCa: true, use: 'sign with' },
-  clientAuth: { eku: EKU_CLIENT_AUTH, words: 'client authentication', leaf: 'client certificate', leafMayBeCa: false, use: 'connect with' },
+  codeSigning: { eku: EKU_CODE_SIGNING, words: 'code signing', leaf: 'signer certificate', leafMayBeCa: true, use: 'sign with', strict: false, forbids: EKU_SITE_BUNDLE },
+  clientAuth: { eku: EKU_CLIENT_AUTH, words: 'client authentication', leaf: 'client certificate', leafMayBeCa: false, use: 'connect with', strict: false, forbids: undefined },
+  siteBundle: { eku: EKU_SITE_BUNDLE, words: 'site bundle signing', leaf: 'site certificate', leafMayBeCa: false, use: 'sign with', strict: true, forbids: EKU_CODE_SIGNING },
 } as const;
 type Purpose = (typeof PURPOSES)[keyof typeof PURPOSES];
 
@@ -147,6 +152,22 @@ function checkPolicy(path: readonly ParsedCert[], at: Date, purpose: Purpose, re
       throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" extended key usage does not allow ${purpose.words} (has ${eku.join(', ') || 'none'})`);
     }
     const ku = cert.core.extKeyUsage;
+    if (i === 0 && purpose.strict && !eku?.includes(purpose.eku)) {
+      throw reject(
+        'TRUST_CERT_INVALID',
+        `${role} "${cert.name}" is not a site certificate: its extended key usage lacks mosctl's site-bundle OID ${purpose.eku} (has ${eku?.join(', ') || 'none'})`,
+        'sign site bundles with a site key (mosb project add KEYSET:SITE --site), never with a manifest key',
+      );
+    }
+    if (i === 0 && purpose.forbids !== undefined && eku?.includes(purpose.forbids)) {
+      throw reject(
+        'TRUST_CERT_INVALID',
+        purpose.forbids === EKU_SITE_BUNDLE
+          ? `${role} "${cert.name}" is a site certificate (site-bundle OID ${EKU_SITE_BUNDLE}): it may sign site bundles, never install manifests`
+          : `${role} "${cert.name}" also allows code signing: a site key must not be able to sign install manifests`,
+        purpose.forbids === EKU_SITE_BUNDLE ? 'sign install manifests with a project key (mosb project add KEYSET:PROJECT)' : 'issue the site certificate with the site-bundle EKU only',
+      );
+    }
     if (i === 0) {
       if (ku && !ku.digitalSignature) throw reject('TRUST_CERT_INVALID', `${role} "${cert.name}" key usage lacks digitalSignature`);
       if (!purpose.leafMayBeCa && cert.core.extBasicConstraints?.isCA) {

@@ -54,6 +54,7 @@ export function validateSignerPem(
   subject: string,
   anchors: TrustAnchors,
   at: Date,
+  purpose: 'codeSigning' | 'siteBundle' = 'codeSigning',
 ): { leaf: ParsedCert; path: ParsedCert[] } {
   const ders = decodeCertificates(certPem, subject, 'TRUST_CERT_INVALID');
   if (ders.length > MAX_CHAIN_CERTS) {
@@ -61,7 +62,7 @@ export function validateSignerPem(
   }
   const certs = ders.map((der, i) => parseCertificate(der, subject, 'TRUST_CERT_INVALID', i === 0 ? 'signer certificate' : `certificate ${i + 1}`));
   const [leaf, ...intermediates] = certs as [ParsedCert, ...ParsedCert[]];
-  const path = validatePath({ leaf, intermediates, anchors, at, subject });
+  const path = validatePath({ leaf, intermediates, anchors, at, subject, purpose });
   return { leaf, path };
 }
 

@@ -52,11 +52,18 @@ export async function buildCa(opts: { name: string; notBefore: Date; notAfter: D
   return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
 }
 
-/** A manifest signing cert issued by the CA: RSA-3072, CA:FALSE, digitalSignature, EKU codeSigning. */
-export async function buildLeaf(opts: { name: string; notBefore: Date; notAfter: Date; caCertPem: string; caKeyPem: string }): Promise<BuiltCert> {
+async function importCaKey(caKeyPem: string): Promise<Key> {
+  const caKeyDer = Buffer.from(caKeyPem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+  return webcrypto.subtle.importKey('pkcs8', caKeyDer, { name: RSA_ALG.name, hash: RSA_ALG.hash }, false, ['sign']);
+}
+
+/**
+ * A signing cert issued by the CA: RSA-3072, CA:FALSE, digitalSignature, and one EKU: codeSigning (a
+ * manifest key, the default) or mosctl's site-bundle OID (`eku`, a site key).
+ */
+export async function buildLeaf(opts: { name: string; notBefore: Date; notAfter: Date; caCertPem: string; caKeyPem: string; eku?: string }): Promise<BuiltCert> {
   const ca = new x509.X509Certificate(opts.caCertPem);
-  const caKeyDer = Buffer.from(opts.caKeyPem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
-  const caKey = await webcrypto.subtle.importKey('pkcs8', caKeyDer, { name: RSA_ALG.name, hash: RSA_ALG.hash }, false, ['sign']);
+  const caKey = await importCaKey(opts.caKeyPem);
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
@@ -70,10 +77,37 @@ export async function buildLeaf(opts: { name: string; notBefore: Date; notAfter:
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
+      new x509.ExtendedKeyUsageExtension([opts.eku ?? x509.ExtendedKeyUsage.codeSigning]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
       await x509.AuthorityKeyIdentifierExtension.create(ca),
     ],
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+}
+
+/**
+ * A cross-certificate: `subjectCaPem`'s name and public key, issued (CA:TRUE, keyCertSign) by the CA
+ * `issuerCertPem`/`issuerKeyPem`. A machine that trusts only the issuer then accepts signers under the
+ * subject CA when this certificate follows their leaf: how a manifest CA is rotated without re-imaging.
+ */
+export async function buildCrossCert(opts: { subjectCaPem: string; issuerCertPem: string; issuerKeyPem: string; notBefore: Date; notAfter: Date }): Promise<string> {
+  const subject = new x509.X509Certificate(opts.subjectCaPem);
+  const issuer = new x509.X509Certificate(opts.issuerCertPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: subject.subject,
+    issuer: issuer.subject,
+    notBefore: opts.notBefore,
+    notAfter: opts.notAfter,
+    publicKey: subject.publicKey,
+    signingKey: (await importCaKey(opts.issuerKeyPem)) as never,
+    signingAlgorithm: RSA_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(subject.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer),
+    ],
+  });
+  return cert.toString('pem') + '\n';
 }
