@@ -17,8 +17,10 @@ export function register(program: Command): void {
   program.hook('preAction', (cmd, action) => {
     const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
     const remote = (cmd.opts() as { server?: string }).server !== undefined;
-    // Commands that read a registry start the child at once: its start-up overlaps theirs.
-    const prestart = !remote && PULLING.has(action.name());
+    // Commands that read a registry start the child at once: its start-up overlaps theirs. An `oci:`
+    // source is a local layout (its images come from the same layout): no child unless one is asked for.
+    const source = action.args[0];
+    const prestart = !remote && PULLING.has(action.name()) && !source?.startsWith('oci:');
     useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE], prestart });
   });
 }

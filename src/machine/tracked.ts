@@ -23,8 +23,13 @@ export async function readTracked(root: string): Promise<TrackedSource | undefin
   return v && { source: v.source, manifest: v.manifest, time: v.time };
 }
 
-/** Records the tracked source (atomically; the caller holds the config lock). */
+/**
+ * Records the tracked source (atomically; the caller holds the config lock). A record that already
+ * names this source and manifest is kept as it is (with its time): a no-op update writes nothing.
+ */
 export async function writeTracked(root: string, t: TrackedSource): Promise<void> {
+  const had = await readTracked(root).catch(() => undefined);
+  if (had?.source === t.source && had.manifest === t.manifest) return;
   await writeFileAtomic(systemPaths(root).trackedSource, JSON.stringify(t, null, 2) + '\n');
 }
 
