@@ -2,7 +2,7 @@
 // EFI/BOOT/BOOTX64.EFI and as the named entry EFI/mosctl/mosctl.efi. The UKI is a given file, else the
 // installed `bootkit` target's `bootkit/kernel.efi` (mos's InstallNewBoot copies the same file),
 // read from the verified store through an atomfs mount like any target, never from unverified bytes.
-import { copyFile, lstat, mkdir, mkdtemp, open, realpath, rename, rmdir } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, realpath, rename, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
@@ -82,7 +82,7 @@ export async function writeEsp(opts: WriteEspOptions): Promise<WriteEspResult | 
 
 /** Checks that `file` is a regular file starting with the MZ header every EFI (PE) executable has. */
 export async function checkEfi(file: string, subject: string): Promise<void> {
-  const st = await lstat(file).catch(() => undefined);
+  const st = await stat(file).catch(() => undefined);
   if (st === undefined) throw new MosError({ code: 'NOT_FOUND', subject, message: 'does not exist' });
   if (!st.isFile()) throw new MosError({ code: 'INPUT_INVALID', subject, message: 'is not a regular file' });
   const fh = await open(file, 'r');
