@@ -313,7 +313,9 @@ mos_site_inject() {
         mos_site_release
         mos_fail "site bundle: ${_line#mosctl: }"
     fi
-    grep 'ignored' /tmp/mosctl-site.err | sed 's/^.*ignored[: ]*//' | while IFS= read -r _l; do mos_say "ignored: $_l"; done
+    # Its warnings (JSON lines with --json): "site bundle SOURCE ignored: REASON" becomes "ignored SOURCE: REASON".
+    sed -n 's/^{"level":"warn","msg":"\(.*\)"}$/\1/p' /tmp/mosctl-site.err | sed 's/\\"/"/g; s/^site bundle \([^ ]*\) ignored: /ignored \1: /' \
+        | while IFS= read -r _l; do case $_l in ignored\ *) mos_say "$_l" ;; *) mos_say "warn: $_l" ;; esac; done
     MOS_SITE=$(mos_json_get /tmp/mosctl-site.json site)
     [ "$MOS_SITE" = null ] && MOS_SITE=""
     MOS_SITE_VERSION=$(mos_json_get /tmp/mosctl-site.json version)
@@ -352,7 +354,7 @@ mos_wait_for() {
 # One scan for a bundle naming a provisioning source; true when there is one.
 mos_site_scan() {
     mos_site_candidates ""
-    if [ -z "$MOS_SITE_CANDS" ] && [ ! -d /config/site ]; then mos_site_release; return 1; fi
+    if [ -z "$MOS_SITE_CANDS" ] && [ ! -f /config/site/state.json ]; then mos_site_release; return 1; fi
     mos_site_inject ""
     mos_site_release
     [ -n "$MOS_SITE" ] && mos_say "site bundle $MOS_SITE version $MOS_SITE_VERSION: verified and recorded in /config/site"
@@ -398,7 +400,7 @@ mos_commission() {
 # verifies, is written into the new root $1 ($2: the live medium, whose site-bundle.json is a candidate).
 mos_site_apply() {
     mos_site_candidates "$2"
-    if [ -z "$MOS_SITE_CANDS" ] && [ ! -d /config/site ]; then mos_site_release; return 0; fi
+    if [ -z "$MOS_SITE_CANDS" ] && [ ! -f /config/site/state.json ]; then mos_site_release; return 0; fi
     mos_site_inject "$1"
     mos_site_release
     [ -n "$MOS_SITE" ] && mos_say "site bundle $MOS_SITE version $MOS_SITE_VERSION: CA anchors, env, registries and auth written into the new root"
