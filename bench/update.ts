@@ -24,7 +24,7 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }
 const RUNS = Number(values.runs);
 const top = fileURLToPath(new URL('..', import.meta.url));
 const mosctl = join(top, 'dist', 'cmd', 'mosctl.js');
-// The form machines run (the initrd, the guests): one CommonJS file loaded through its V8 code cache.
+// The form machines run (the initrd, the guests) and the package's bin: one CommonJS file loaded through its V8 code cache.
 const bundled = join(top, 'dist', 'bundle', 'mosctl.mjs');
 if (process.getuid?.() !== 0) throw new Error('run as root');
 
@@ -115,7 +115,7 @@ try {
   console.log(`no-op update (same manifest): median ${median(noopMs).toFixed(0)} ms in-process (goal < 300 ms); blob bytes fetched ${noopBytes} (goal 0)`);
   const cli = (label: string, down: number[], off: number[]) =>
     console.log(`no-op update as a CLI process, ${label}: ${median(down).toFixed(0)} ms through the downloader, ${median(off).toFixed(0)} ms with it off; ratios to node -e 0 (${nm.toFixed(0)} ms) ${(median(down) / nm).toFixed(2)} and ${(median(off) / nm).toFixed(2)} (goal <= 2)`);
-  cli('the bundle machines run (dist/bundle, V8 code cache)', noopBundleMs, noopBundleOffMs);
+  cli('the bundle (the bin, what machines run; V8 code cache)', noopBundleMs, noopBundleOffMs);
   cli('the ESM build (dist/cmd/mosctl.js)', noopCliMs, noopCliOffMs);
 } finally {
   await registry.stop();

@@ -11,7 +11,8 @@ import { packageRoot } from './initrd.js';
  * The bundle's entry: runs mosctl.cjs as a CommonJS module, through the V8 code cache next to it when
  * that cache was made by this node (V8 rejects a cache of another version or flags; it then compiles).
  */
-const LOADER = `// mosctl (bundled): runs mosctl.cjs through the V8 code cache mosctl.cjs.cache when it fits this node.
+const LOADER = `#!/usr/bin/env node
+// mosctl (bundled): runs mosctl.cjs through the V8 code cache mosctl.cjs.cache when it fits this node.
 import { readFileSync } from 'node:fs';
 import { Module, createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -109,7 +110,8 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
       define: { 'import.meta.url': '__mosctl_import_meta_url' },
       banner: { js: "var __mosctl_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
     });
-    await writeFile(join(tmp, 'mosctl.mjs'), LOADER);
+    // The package's `bin`: executable, like the ESM entry tsc writes with its #! line.
+    await writeFile(join(tmp, 'mosctl.mjs'), LOADER, { mode: 0o755 });
     const req = createRequire(join(root, 'package.json'));
     const fsExt = dirname(req.resolve('fs-ext/package.json'));
     for (const f of ['package.json', 'fs-ext.js', 'build/Release/fs_ext.node']) {

@@ -40,9 +40,12 @@ export function withoutTapHook(file: string, args: readonly string[]): [string, 
   return ['env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', file, ...args]];
 }
 
-/** Path of a built entry point; `npm test` builds first (pretest). */
+/**
+ * Path of a built entry point, as the package's `bin` names it (mosctl: the single-file bundle machines
+ * run, loaded through its V8 code cache; mosb: the ESM build); `npm test` builds first (pretest).
+ */
 export function cliPath(name: 'mosctl' | 'mosb'): string {
-  return join(top, 'dist', 'cmd', `${name}.js`);
+  return name === 'mosctl' ? join(top, 'dist', 'bundle', 'mosctl.mjs') : join(top, 'dist', 'cmd', 'mosb.js');
 }
 
 export interface CliResult {
