@@ -334,10 +334,16 @@ export async function applySiteBundle(opts: SiteBundleOptions & { source: string
   const now = opts.now ?? new Date();
   const capath = opts.capath ?? systemPaths(opts.root).manifestCa;
   if (opts.dest !== undefined) await refuseOutwardSymlinks(opts.dest, []);
+  // Verified before the lock is taken, so a refused bundle leaves not even config/manifest.lock behind;
+  // checked again under the lock against the state another writer may have changed meanwhile.
+  const check = async () => {
+    const state = await readSiteState(opts.root);
+    const v = await verifySiteBundleBytes({ root: opts.root, capath, bytes, subject: opts.source, at: now, state });
+    return { state, v, change: checkVersion(state, v, opts.source) };
+  };
+  await check();
   await using _lock = opts.dryRun ? undefined : await lockConfig(opts.root);
-  const state = await readSiteState(opts.root);
-  const v = await verifySiteBundleBytes({ root: opts.root, capath, bytes, subject: opts.source, at: now, state });
-  const change = checkVersion(state, v, opts.source);
+  const { state, v, change } = await check();
   if (opts.dryRun) return { ...report(v), changed: change === 'newer', written: [], dryRun: true };
   if (change === 'newer') await record(opts.root, v, bytes, opts.source, now, state);
   const written = await writeSiteFiles(opts.dest ?? opts.root, v);

@@ -18,7 +18,7 @@ export const MAX_ENVELOPE_BYTES = 4 * 1024 * 1024;
 const MAX_SIGNATURES = 8;
 
 export interface DsseSignature {
-  /** sha256 hex of the signer certificate's DER (informative: the certificate decides). */
+  /** sha256 hex of the signer certificate's DER (checked: an envelope has no byte that does not matter). */
   readonly keyid: string;
   /** Base64 raw signature over PAE(payloadType, payload). */
   readonly sig: string;
@@ -128,6 +128,9 @@ export function verifyEnvelopeSignatures(
         throw new MosError({ code: 'TRUST_CERT_INVALID', subject, message: `more than ${MAX_CHAIN_CERTS} certificates` });
       }
       const { leaf, path } = validateSignerPem(s.cert, `${subject} signatures[${index}].cert`, anchors, at, 'siteBundle');
+      if (createHash('sha256').update(leaf.der).digest('hex') !== s.keyid) {
+        throw new MosError({ code: 'TRUST_SIGNATURE_INVALID', subject, message: 'keyid is not the sha256 of its certificate' });
+      }
       verifyRawSignature({ key: leaf.publicKey, data: message, signature: Buffer.from(s.sig, 'base64'), subject });
       verified.push({ index, signer: signerInfo(path) });
     } catch (e) {
