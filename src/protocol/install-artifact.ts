@@ -32,9 +32,13 @@ export async function readInstallArtifact(store: ContentStore, reference: string
   if (layer.size > MAX_MANIFEST_BYTES) {
     throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: `${source}: install.json`, message: `is ${layer.size} bytes, more than ${MAX_MANIFEST_BYTES}` });
   }
-  const raw = await store.fetchBytes(layer, t);
-  const certs = await referrerPayloads(store, artifact, CERT_ARTIFACT_TYPE, source, t);
-  const signatures = await referrerPayloads(store, artifact, SIGNATURE_ARTIFACT_TYPE, source, t);
+  // Three independent chains of round trips (install.json; each referrer type's list, manifest and
+  // payload) run at once; a failure is reported in this order, as if they had run one after another.
+  const [raw, certs, signatures] = await inOrder([
+    store.fetchBytes(layer, t),
+    referrerPayloads(store, artifact, CERT_ARTIFACT_TYPE, source, t),
+    referrerPayloads(store, artifact, SIGNATURE_ARTIFACT_TYPE, source, t),
+  ] as const);
   if (certs.length === 0 || signatures.length === 0) {
     throw new MosError({
       code: 'TRUST_SIGNATURE_INVALID',
@@ -44,6 +48,13 @@ export async function readInstallArtifact(store: ContentStore, reference: string
     });
   }
   return { artifact, raw, certs, signatures };
+}
+
+/** Awaits every promise; rejects with the first failure in list order (not in time order). */
+async function inOrder<T extends readonly unknown[]>(ps: { readonly [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function parseInstallArtifact(bytes: Uint8Array, subject: string): ImageManifest {
