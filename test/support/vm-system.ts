@@ -174,7 +174,8 @@ async function hangRootfs(dir: string): Promise<void> {
   await writeFile(join(dir, 'sbin/init'), '#!/bin/busybox sh\necho "VMTEST-HANG: this init never starts anything"\nwhile :; do /bin/busybox sleep 3600; done\n', { mode: 0o755 });
 }
 
-function yaml(images: string, hostfs: string, version = `${hostfs}.0`, web = 'web-1.0'): string {
+/** manifest.yaml of a release: hostfs `hostfs`, the tools fs-only target and the web container. */
+export function yaml(images: string, hostfs: string, version = `${hostfs}.0`, web = 'web-1.0'): string {
   return [
     'version: 1',
     `product: ${PRODUCT}`,

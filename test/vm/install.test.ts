@@ -10,10 +10,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_STUB, createKeyset, createProject, mkboot, publish, projectPaths } from '../../src/build/index.js';
+import { DEFAULT_STUB, buildUki, createBootkit, createKeyset, createProject, mkboot, publish, projectPaths } from '../../src/build/index.js';
 import { needs } from '../support/env.js';
 import { OVMF_VARS, runVm, VM_PROGRAMS, type VmOptions, type VmRun } from '../support/vm.js';
-import { PRODUCT, vmSystem, type VmSystem } from '../support/vm-system.js';
+import { PRODUCT, vmSystem, yaml, type VmSystem } from '../support/vm-system.js';
 
 const missingFile = [DEFAULT_STUB, OVMF_VARS].find((f) => !existsSync(f));
 const skip = needs({ root: true, programs: [...VM_PROGRAMS, 'xorriso', 'mkfs.vfat', 'mcopy', 'objcopy', 'truncate'] }) || (missingFile ? `${missingFile} is missing (apt-get install systemd-boot-efi ovmf)` : false);
@@ -46,16 +46,37 @@ async function sparse(file: string, size: string): Promise<string> {
   return file;
 }
 
+/**
+ * Release 1.0 published as mos publishes it: the keyset (a copy of the cached `vm` keyset, same CA) gets a
+ * bootkit holding the installed machine's UKI, and publish --project adds it as the `bootkit` target.
+ */
+async function bootkitRelease(sys: VmSystem, dir: string): Promise<{ release: string; uki: string }> {
+  const xdg = join(dir, 'xdg-bootkit');
+  await mkdir(join(xdg, 'machine', 'trust', 'keys'), { recursive: true });
+  execFileSync('cp', ['-a', join(sys.xdg, 'machine', 'trust', 'keys', 'vm'), join(xdg, 'machine', 'trust', 'keys', 'vm')]);
+  const uki = join(dir, 'machine.efi');
+  await buildUki({ kernel: sys.kernel.vmlinuz, initrd: sys.initrd, cmdline: `root=soci:name=mosboot,repo=local ${QUIET}`, out: uki });
+  await createBootkit({ keyset: 'vm', uki, dataHome: xdg });
+  const file = join(dir, 'install-1.0.yaml');
+  await writeFile(file, yaml(sys.images, '1.0'));
+  const r = await publish({ manifestFile: file, repo: `oci:${join(dir, 'rel')}`, name: 'machine/install:1.0', project: 'vm:rel', dataHome: xdg });
+  if (r.added.join() !== 'bootkit') throw new Error(`publish added ${JSON.stringify(r.added)}, not the bootkit`);
+  return { release: `oci:${join(dir, 'rel')}:1.0`, uki };
+}
+
 t.test('live ISO → install --partition (after a crash) → the disk boots on its own → update → reboot', { skip }, async (t: Test) => {
   const sys = await vmSystem((s) => t.comment(s));
   const dir = t.testdir({});
   const signer = projectPaths({ keyset: 'vm', project: 'rel', dataHome: sys.xdg });
   const live = await liveRelease(sys, dir, signer, 'live-1.0');
+  const bk = await bootkitRelease(sys, dir);
+  // The medium carries the live UKI only (no boot/mosctl.efi): the installer takes the UKI it puts on
+  // the ESP from the release's bootkit target.
+  const liveUki = join(dir, 'live.efi');
+  await buildUki({ kernel: sys.kernel.vmlinuz, initrd: sys.initrd, cmdline: `root=soci:name=live-1.0,dev=LABEL=OCI-BOOT ${QUIET} mos.install=1.0 mos.install.disk=/dev/vda mos.install.after=stay`, out: liveUki });
   const iso = join(dir, 'install.iso');
-  const m = await mkboot({
-    live, install: [sys.releases['1.0']], ca: sys.ca, kernel: sys.kernel.vmlinuz, initrd: sys.initrd, out: iso,
-    cmdline: `${QUIET} mos.install=1.0 mos.install.disk=/dev/vda mos.install.after=stay`, machineCmdline: QUIET,
-  });
+  const m = await mkboot({ live, install: [bk.release], ca: sys.ca, uki: liveUki, out: iso });
+  t.equal(m.machineUki, false, 'the medium carries no machine UKI');
   t.comment(`mkboot: ISO ${(m.bytes / 2 ** 20).toFixed(1)} MiB in ${m.seconds.toFixed(1)} s`);
   const disk = await sparse(join(dir, 'disk.img'), '3G');
   const small = await sparse(join(dir, 'small.img'), '200M');
@@ -105,7 +126,7 @@ for d in vdb vdc; do sfdisk -d /dev/$d > /dev/null 2>&1 && echo "$d: has a parti
   t.match(c, /mosctl-boot: mounted livecd \(sha256:[0-9a-f]{64}\) writable at \/newroot \(layers through dm-verity: 2\)/, 'the live root was verified and mounted from the medium', { diag: explain(inst, out) });
   t.match(c, /installed [0-9a-f-]+ \(manifest [0-9a-f]{12}, signed by [^)]+\) as generation 1/, 'the installer installed the release', { diag: explain(inst, out) });
   t.match(c, /disk \/dev\/vda.*: esp \/dev\/vda1 128 MiB, machine-config \/dev\/vda2 64 MiB, machine-store \/dev\/vda3 \d+ MiB, machine-scratch \/dev\/vda4 \d+ MiB/, 'onto mos\'s four partitions');
-  t.match(c, /UKI on the ESP: EFI\/BOOT\/BOOTX64\.EFI, EFI\/mosctl\/mosctl\.efi; boot entry mosctl/, 'the UKI is on the ESP and registered with efibootmgr');
+  t.match(c, /UKI on the ESP: EFI\/BOOT\/BOOTX64\.EFI, EFI\/mosctl\/mosctl\.efi; boot entry mosctl; from the bootkit target 1\.0\.0 \(/, "the bootkit target's UKI is on the ESP and registered with efibootmgr");
   t.match(c, /mosctl-install: DONE/, 'the installer finished');
   t.match(c, /BdsDxe: starting Boot\d+ "UEFI QEMU QEMU CD-ROM/, 'OVMF booted the CD-ROM');
   t.match(c, /mosctl-boot: medium \/dev\/sr0 mounted at \/run\/mosctl\/medium/, 'the initrd found the medium by its label');
