@@ -23,7 +23,8 @@ const file = join(dir, 'mosctl.cjs');
 let cachedData;
 try { cachedData = readFileSync(file + '.cache'); } catch {}
 // The same source string the cache was made from: the CommonJS wrapper around the file without its #! line.
-const script = new Script(Module.wrap(readFileSync(file, 'utf8').replace(/^#!.*/, '')), { filename: file, cachedData });
+// The file is ASCII (asciiOnly at build): read as latin1, V8 keeps it as a one-byte string.
+const script = new Script(Module.wrap(readFileSync(file, 'latin1').replace(/^#!.*/, '')), { filename: file, cachedData });
 const mod = new Module(file);
 mod.filename = file;
 script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, dir);
@@ -44,7 +45,7 @@ async function makeCodeCache(file: string): Promise<void> {
     [
       "const fs = require('fs'), path = require('path'), { Module, createRequire } = require('module'), { Script } = require('vm');",
       'const f = process.argv[2];',
-      "const script = new Script(Module.wrap(fs.readFileSync(f, 'utf8').replace(/^#!.*/, '')), { filename: 'mosctl.cjs' });",
+      "const script = new Script(Module.wrap(fs.readFileSync(f, 'latin1').replace(/^#!.*/, '')), { filename: 'mosctl.cjs' });",
       "process.on('exit', () => fs.writeFileSync(f + '.cache', script.createCachedData()));",
       "process.argv = [process.argv[0], f, '--root', process.argv[3], 'status'];",
       'const mod = new Module(f);',
@@ -64,6 +65,17 @@ async function makeCodeCache(file: string): Promise<void> {
     await rm(maker, { force: true });
     await rm(emptyRoot, { recursive: true, force: true });
   }
+}
+
+/**
+ * Escapes every non-ASCII character of the bundle (esbuild leaves some in regular expression literals)
+ * as `\\uXXXX`, which means the same in strings, templates, regular expressions and identifiers. One
+ * such character made V8 hold the whole 2 MB source as a two-byte string on every start.
+ */
+async function asciiOnly(file: string): Promise<void> {
+  const text = await readFile(file, 'utf8');
+  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (ascii !== text) await writeFile(file, ascii);
 }
 
 export interface BundleResult {
@@ -111,6 +123,7 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
       banner: { js: "var __mosctl_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
     });
     // The package's `bin`: executable, like the ESM entry tsc writes with its #! line.
+    await asciiOnly(join(tmp, 'mosctl.cjs'));
     await writeFile(join(tmp, 'mosctl.mjs'), LOADER, { mode: 0o755 });
     const req = createRequire(join(root, 'package.json'));
     const fsExt = dirname(req.resolve('fs-ext/package.json'));
