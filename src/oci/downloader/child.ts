@@ -72,7 +72,8 @@ export function runDownloaderChild(): void {
   process.on('message', (m: Request) => {
     switch (m.t) {
       case 'open':
-        repos.set(m.sid, openRepository({ ...m.opts, log: logger(m.sid) }));
+        // Credentials come from root or not at all: the child has no home and must not read auth files.
+        repos.set(m.sid, openRepository({ ...m.opts, credentials: m.opts.credentials ?? null, log: logger(m.sid) }));
         return;
       case 'call': {
         const [a, b] = m.args as [never, never];

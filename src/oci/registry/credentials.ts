@@ -16,7 +16,8 @@ export interface Credentials {
  * The auth files searched, in order, as the container tools do (containers-auth.json(5)):
  * `$REGISTRY_AUTH_FILE` alone when set; else `$XDG_RUNTIME_DIR/containers/auth.json` (where
  * `skopeo login` and `podman login` write), `$XDG_CONFIG_HOME/containers/auth.json` (default
- * `~/.config`), then `~/.docker/config.json`. The first file with an entry for the registry wins.
+ * `~/.config`), then `~/.docker/config.json`, then the site bundle's `/etc/mosctl/site/auth.json`. The
+ * first file with an entry for the registry wins.
  */
 export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.REGISTRY_AUTH_FILE) return [env.REGISTRY_AUTH_FILE];
@@ -25,8 +26,15 @@ export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[]
     ...(env.XDG_RUNTIME_DIR ? [join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json')] : []),
     join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers', 'auth.json'),
     join(home, '.docker', 'config.json'),
+    SITE_AUTH_FILE,
   ];
 }
+
+/**
+ * The registry credentials a site bundle carries (README "Site bundles"; mosctl writes it, 0600, from the
+ * bundle in force): searched last, so a user's own login wins. Same path as SITE_FILES.auth in src/machine.
+ */
+export const SITE_AUTH_FILE = '/etc/mosctl/site/auth.json';
 
 /** Credentials for `host/name` from the first of `files` that has an entry (missing files are skipped). */
 export async function searchCredentials(files: readonly string[], host: string, name: string): Promise<Credentials | undefined> {

@@ -14,8 +14,8 @@ export interface RegistryOptions extends RegistryLimits {
   readonly caPems?: readonly string[];
   /** Docker config.json / containers auth.json; default `$REGISTRY_AUTH_FILE`, then `~/.docker/config.json`. */
   readonly authFile?: string;
-  /** Credentials to use instead of the auth file. */
-  readonly credentials?: Credentials;
+  /** Credentials to use instead of the auth file; null: none, and no auth file is searched (the downloader child). */
+  readonly credentials?: Credentials | null;
   /** The fetch to use; default undici's, with an Agent carrying `caFiles`. */
   readonly fetch?: typeof fetch;
   /** Default silent. Never receives credentials or tokens. */
@@ -37,7 +37,7 @@ export interface ResolvedOptions {
   readonly caFiles: readonly string[];
   readonly caPems: readonly string[];
   readonly authFile: string | undefined;
-  readonly credentials: Credentials | undefined;
+  readonly credentials: Credentials | null | undefined;
   readonly fetch: typeof fetch | undefined;
   readonly log: Logger;
   readonly concurrency: number;

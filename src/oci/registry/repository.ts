@@ -51,7 +51,7 @@ export class RegistryRepository implements ContentStore, RepositoryHandle {
     this.concurrency = opts.concurrency;
     const endpoint = host === 'docker.io' ? 'registry-1.docker.io' : host;
     let creds: Promise<Credentials | undefined> | undefined;
-    const credentials = () => (creds ??= opts.credentials ? Promise.resolve(opts.credentials) : searchCredentials(opts.authFile !== undefined ? [opts.authFile] : defaultAuthFiles(), host, name));
+    const credentials = () => (creds ??= opts.credentials !== undefined ? Promise.resolve(opts.credentials ?? undefined) : searchCredentials(opts.authFile !== undefined ? [opts.authFile] : defaultAuthFiles(), host, name));
     this.transport = new Transport(endpoint, opts, credentials);
   }
 

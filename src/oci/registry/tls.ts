@@ -114,14 +114,31 @@ function checkPem(pem: string, subject: string): void {
   }
 }
 
+/**
+ * The site bundle's transport CAs (README "Site bundles"; mosctl writes them from the bundle in force), trusted
+ * for registry TLS besides the system's. Same path as SITE_FILES.caBundle in src/machine. Absent: none.
+ */
+export const SITE_CA_FILE = '/etc/mosctl/site/ca.pem';
+
+/** The PEM text of {@link SITE_CA_FILE} as a list (empty when there is none). */
+export async function siteCaPems(): Promise<string[]> {
+  try {
+    return await readCaFiles([SITE_CA_FILE]);
+  } catch (e) {
+    if (e instanceof MosError && e.code === 'NOT_FOUND') return [];
+    throw e;
+  }
+}
+
 async function makeAgent(opts: ResolvedOptions): Promise<Dispatcher> {
   const { Agent } = await undici();
   const timeouts = { headersTimeout: opts.requestTimeoutMs + 1000, bodyTimeout: opts.stallTimeoutMs + 1000 };
-  if (opts.caFiles.length === 0 && opts.caPems.length === 0) return new Agent(timeouts);
+  const site = await siteCaPems();
+  if (opts.caFiles.length === 0 && opts.caPems.length === 0 && site.length === 0) return new Agent(timeouts);
   const ca: string[] = [...rootCertificates];
   const system = await readFile(SYSTEM_BUNDLE, 'utf8').catch(() => undefined);
   if (system) ca.push(system);
   for (const pem of opts.caPems) checkPem(pem, 'registry CA');
-  ca.push(...(await readCaFiles(opts.caFiles)), ...opts.caPems);
+  ca.push(...(await readCaFiles(opts.caFiles)), ...opts.caPems, ...site);
   return new Agent({ ...timeouts, connect: { ca } });
 }
