@@ -127,7 +127,7 @@ async function boot(tt: Test, sys: VmSystem, name: string, o: { disks: { file: s
     const y = at(b);
     return x !== undefined && y !== undefined ? `${((y - x) / 1000).toFixed(1)} s` : '-';
   };
-  tt.comment(`boot ${name}: ${(run.durationMs / 1000).toFixed(1)} s; inject+write ${span(/mosctl-boot: mounted hostfs/, /mosctl-boot: site bundle .* written/)}; install ${span(/mosctl-boot: commissioning:/, /mosctl-boot: commissioned/)}; to the marker ${((at(/VMTEST-BOOTED/) ?? NaN) / 1000).toFixed(1)} s`);
+  tt.comment(`boot ${name}: ${(run.durationMs / 1000).toFixed(1)} s; inject+write ${span(/mosctl-boot: mounted hostfs/, /mosctl-boot: site bundle .* written/)}; install ${span(/mosctl-boot: commissioning:/, /mosctl-boot: commissioned/)}; to the marker ${at(/VMTEST-BOOTED/) !== undefined ? `${(at(/VMTEST-BOOTED/)! / 1000).toFixed(1)} s` : '-'}`);
   return { run, out };
 }
 
