@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { SiteBundleReport } from '../../src/machine/index.js';
-import { capathOf, capathOption, collect, registryAccess, registryOptions, type RegistryFlags } from '../shared/flags.js';
+import { capathOf, capathOption, collect, registryAccess, registryOptions, seconds, type RegistryFlags } from '../shared/flags.js';
 import { action } from '../shared/run.js';
 import { machine } from './load.js';
 
@@ -10,7 +10,7 @@ function summary(b: SiteBundleReport): string {
   const parts = [
     `site ${b.site} version ${b.version} (${b.digest.slice(0, 12)})`,
     `signed by "${b.signer}" (trust set ${b.trustVersion})`,
-    `${b.caCertificates} CA certificate(s), ${Object.keys(b.env).length} env setting(s)${b.registriesConf ? ', registries.conf' : ''}${b.auth ? ', registry credentials' : ''}`,
+    `${b.caCertificates} CA certificate(s), ${b.env.length} env setting(s)${b.registriesConf ? ', registries.conf' : ''}${b.auth ? ', registry credentials' : ''}`,
   ];
   if (b.provision) parts.push(`provision: ${b.provision.source}${b.provision.device ? ` from ${b.provision.device}` : ''}`);
   return parts.join('\n');
@@ -33,7 +33,7 @@ export function register(program: Command): void {
 
   registryOptions(capathOption(bundle.command('apply')))
     .description('verify a newer site bundle, record it in config/site/ and write its files (the operator path)')
-    .argument('<source>', 'a bundle file (JSON), oci:DIR:TAG, or a registry reference')
+    .argument('<source>', 'a bundle file (JSON), an http(s) URL, oci:DIR:TAG, or a registry reference')
     .option('--dest <dir>', 'write the site files under this root instead of --root')
     .option('--dry-run', 'verify and say what would change; write nothing', false)
     .action(
@@ -50,10 +50,12 @@ export function register(program: Command): void {
     .description('boot step (initrd): use the recorded bundle, or accept the first verifying candidate while uncommissioned; write the site files into --dest')
     .option('--candidate <source>', 'a bundle found on the ESP, a medium or the command line (repeatable, in precedence order)', collect)
     .option('--dest <dir>', 'the new root to write the site files into')
+    .option('--network-wait <seconds>', 'how long to retry a URL candidate (${uuid}, ${serial}, ${mac} expanded) with backoff', '60')
     .action(
-      action(async (ctx, o: Flags & { candidate?: string[]; dest?: string }) => {
+      action(async (ctx, o: Flags & { candidate?: string[]; dest?: string; networkWait: string }) => {
         const r = await (await machine()).injectSiteBundle({
           root: ctx.globals.root, ...capathOf(o), access: registryAccess(o), log: ctx.log, candidates: o.candidate ?? [], ...(o.dest !== undefined ? { dest: o.dest } : {}),
+          networkWaitMs: seconds(o.networkWait, '--network-wait', 0, 86_400) * 1000,
         });
         const lines: string[] = [];
         if (!r.bundle) lines.push('no site bundle: the machine is uncommissioned');

@@ -293,6 +293,14 @@ mos_site_candidates() {
     fi
     [ -f /run/mosctl/site-medium/site-bundle.json ] && MOS_SITE_CANDS="$MOS_SITE_CANDS --candidate /run/mosctl/site-medium/site-bundle.json"
     [ -n "$1" ] && [ -f "$1/site-bundle.json" ] && MOS_SITE_CANDS="$MOS_SITE_CANDS --candidate $1/site-bundle.json"
+    # Last in precedence: mos.bundle=URL on the command line (${uuid}, ${serial}, ${mac} are expanded by
+    # mosctl, which retries with backoff for mos.bundle.wait seconds and says what it waits for). Only an
+    # initrd with networking can reach it; mosctl never fetches it once the machine is commissioned.
+    _url=$(mos_arg mos.bundle "")
+    if [ -n "$_url" ] && [ ! -f /config/site/state.json ]; then
+        MOS_SITE_CANDS="$MOS_SITE_CANDS --candidate $_url --network-wait $(mos_arg mos.bundle.wait 30)"
+        mos_say "site bundle: will wait up to $(mos_arg mos.bundle.wait 30) s for $_url (mos.bundle=) if nothing before it verifies"
+    fi
     return 0
 }
 

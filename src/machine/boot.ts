@@ -1,8 +1,10 @@
 import { isMosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { BOOTKIT_TARGET } from '../protocol/index.js';
+import { exists } from '../host/index.js';
 import { prepareVolumes, type VolumeResult } from '../runtime/index.js';
 import { activate, type ActivateResult } from './activate.js';
-import { systemPaths } from './paths.js';
+import { espBundlePath, systemPaths } from './paths.js';
+import { injectSiteBundle, readSiteState } from './site-bundle.js';
 import { realRoot } from './target-root.js';
 import { loadVerifiedSystem } from './trust-policy.js';
 
@@ -43,6 +45,7 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
   const root = await realRoot(opts.root);
   const log = opts.log ?? silentLogger;
   const system = await loadVerifiedSystem(root, opts.capath, opts.now);
+  if (!opts.dryRun) await siteBundleFoundLater(root, opts.capath, log);
   const volumes = await prepareVolumes({
     storageDir: systemPaths(root).storage,
     items: system.sys.storage ?? [],
@@ -66,4 +69,21 @@ export async function boot(opts: BootOptions): Promise<BootResult> {
     }
   }
   return { generation: system.generation.number, volumes, targets, failed: targets.filter((t) => !t.ok).length, ...(opts.dryRun ? { dryRun: true as const } : {}) };
+}
+
+/**
+ * A machine booted without a bundle (e.g. not through mosctl's initrd) that finds one on its ESP now takes
+ * it, as the initrd would have: only while uncommissioned, and never at the cost of the boot (a bad bundle
+ * is a warning). Once a bundle is recorded, the initrd alone handles bundles at boot.
+ */
+async function siteBundleFoundLater(root: string, capath: string | undefined, log: Logger): Promise<void> {
+  const candidate = espBundlePath(root);
+  if ((await readSiteState(root)) || !(await exists(candidate))) return;
+  try {
+    const r = await injectSiteBundle({ root, ...(capath !== undefined ? { capath } : {}), candidates: [candidate], dest: root, log });
+    if (r.bundle) log.info(`site bundle ${r.bundle.site} version ${r.bundle.version} accepted from ${candidate}`);
+  } catch (e) {
+    if (!isMosError(e)) throw e;
+    log.warn(`site bundle ${candidate} not taken: ${e.message}`);
+  }
 }

@@ -40,6 +40,11 @@ export const SITE_FILES = {
   record: 'etc/mosctl/site/site.json',
 } as const;
 
+/** Where a site bundle sits on the ESP (mounted at `boot/efi`): what the initrd and `mosctl boot` look for. */
+export function espBundlePath(root: string): string {
+  return join(root, 'boot', 'efi', 'EFI', 'mosctl', 'site-bundle.json');
+}
+
 /** The site-bundle paths of a root. Pure. */
 export function sitePaths(root: string): { dir: string; state: string; bundles: string; trust: string } {
   const dir = join(root, SITE_DIR);

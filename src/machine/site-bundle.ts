@@ -1,9 +1,9 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MosError, parseReference, sha256Hex, type Logger, type RegistryAccess } from '../base/index.js';
 import { ensureDir, exists, readFileLimited, refuseOutwardSymlinks, writeFileAtomic } from '../host/index.js';
 import { lockConfig } from '../config/index.js';
-import { openReference } from '../oci/index.js';
+import { httpGet, openReference } from '../oci/index.js';
 import {
   SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, fetchBundle, parseSiteBundle, parseTrustSet, type ProvisionSource, type SiteBundle,
 } from '../protocol/index.js';
@@ -69,8 +69,44 @@ export async function readSiteState(root: string): Promise<SiteState | undefined
   });
 }
 
-/** Reads a bundle SOURCE: a file (the envelope JSON), `oci:DIR:TAG`, or a registry reference. */
+/** True for a bundle named by an http(s) URL (the kernel command line's `mos.bundle=`). */
+export function isUrlSource(source: string): boolean {
+  return /^https?:\/\//.test(source);
+}
+
+/**
+ * Expands `${uuid}`, `${serial}` and `${mac}` in a command-line bundle URL (README "Commissioning"): the
+ * SMBIOS product UUID and serial (`/sys/class/dmi/id/product_uuid`, `product_serial`), and the MAC of the
+ * first network interface by name that is a device (`/sys/class/net/<if>/device`), not loopback, and not
+ * all zeros. A variable that cannot be found, or an unknown one, is INPUT_INVALID naming it.
+ */
+export async function expandMachineVars(text: string, sysfs = '/sys'): Promise<string> {
+  const names = [...text.matchAll(/\$\{([^}]*)\}/g)].map((m) => m[1]!);
+  const values: Record<string, string> = {};
+  for (const name of new Set(names)) {
+    const read = async (f: string): Promise<string | undefined> => (await readFile(join(sysfs, f), 'utf8').catch(() => undefined))?.trim() || undefined;
+    let v: string | undefined;
+    if (name === 'uuid') v = (await read('class/dmi/id/product_uuid'))?.toLowerCase();
+    else if (name === 'serial') v = await read('class/dmi/id/product_serial');
+    else if (name === 'mac') {
+      const ifs = (await readdir(join(sysfs, 'class/net')).catch(() => [] as string[])).sort();
+      for (const i of ifs) {
+        const mac = await read(`class/net/${i}/address`);
+        if (i === 'lo' || !mac || /^(00:){5}00$/.test(mac) || !(await exists(join(sysfs, 'class/net', i, 'device')))) continue;
+        v = mac.toLowerCase();
+        break;
+      }
+    } else throw new MosError({ code: 'INPUT_INVALID', subject: text, message: `unknown variable \${${name}}`, hint: 'use ${uuid}, ${serial} or ${mac}' });
+    if (v === undefined) throw new MosError({ code: 'INPUT_INVALID', subject: text, message: `this machine has no ${name} to put in \${${name}}`, hint: 'see README "Commissioning"' });
+    if (!/^[A-Za-z0-9:._-]+$/.test(v)) throw new MosError({ code: 'INPUT_INVALID', subject: text, message: `the machine's ${name} ${JSON.stringify(v)} is not URL-safe` });
+    values[name] = v;
+  }
+  return text.replace(/\$\{([^}]*)\}/g, (_m, n: string) => values[n]!);
+}
+
+/** Reads a bundle SOURCE: a file (the envelope JSON), an http(s) URL, `oci:DIR:TAG`, or a registry reference. */
 export async function readBundleSource(source: string, access: RegistryAccess = {}, log?: Logger): Promise<Uint8Array> {
+  if (isUrlSource(source)) return httpGet(source, { maxBytes: MAX_ENVELOPE_BYTES, deadlineMs: 30_000 });
   const looksLikeFile = source.startsWith('/') || source.startsWith('./') || source.startsWith('../') || source.endsWith('.json');
   if (looksLikeFile && !source.startsWith('oci:')) return readFileLimited(source, MAX_ENVELOPE_BYTES);
   parseReference(source); // OCI_REFERENCE_INVALID names a malformed one
@@ -205,7 +241,8 @@ export interface SiteBundleReport {
   readonly signer: string;
   readonly trustVersion: number;
   readonly provision: ProvisionSource | null;
-  readonly env: Readonly<Record<string, string>>;
+  /** The environment settings, as a list: their names are the site's, not mosctl's JSON keys. */
+  readonly env: readonly { readonly name: string; readonly value: string }[];
   readonly caCertificates: number;
   readonly registriesConf: boolean;
   readonly auth: boolean;
@@ -220,7 +257,7 @@ function report(v: VerifiedBundle): SiteBundleReport {
     signer: v.signer.subject,
     trustVersion: v.trustVersion,
     provision: b.provision ?? null,
-    env: b.env,
+    env: Object.keys(b.env).sort().map((name) => ({ name, value: b.env[name]! })),
     caCertificates: b.caCertificates.length,
     registriesConf: b.registriesConf !== undefined,
     auth: b.auth !== undefined,
@@ -369,7 +406,7 @@ export interface InjectResult {
  * as of when it was accepted) and ignores and logs every candidate; an uncommissioned machine accepts the
  * first candidate that verifies now and records it. With `dest`, the bundle's files are written there.
  */
-export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: readonly string[]; dest?: string }): Promise<InjectResult> {
+export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: readonly string[]; dest?: string; networkWaitMs?: number; sysfs?: string }): Promise<InjectResult> {
   const now = opts.now ?? new Date();
   if (opts.dest !== undefined) await refuseOutwardSymlinks(opts.dest, []); // a missing or unusable --dest fails before anything is recorded
   const installed = await exists(systemPaths(opts.root).repoDir);
@@ -385,8 +422,9 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
     for (const c of opts.candidates) {
       let reason = `machine already commissioned with site ${state.site} version ${state.version}; inputs are accepted only while uncommissioned (use mosctl bundle apply)`;
       try {
-        const bytes = await readBundleSource(c, opts.access, opts.log);
-        if (sha256Hex(bytes) === state.digest) continue; // the same bundle still on the medium: nothing to say
+        // A URL is not even fetched: nothing from the network is taken once commissioned.
+        const bytes = isUrlSource(c) ? undefined : await readBundleSource(c, opts.access, opts.log);
+        if (bytes && sha256Hex(bytes) === state.digest) continue; // the same bundle still on the medium: nothing to say
       } catch (e) {
         reason = `${reason}; and it cannot be read: ${e instanceof Error ? e.message : String(e)}`;
       }
@@ -395,7 +433,7 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
   } else {
     for (const c of opts.candidates) {
       try {
-        const bytes = await readBundleSource(c, opts.access, opts.log);
+        const bytes = isUrlSource(c) ? await fetchWithBackoff(c, opts) : await readBundleSource(c, opts.access, opts.log);
         const v = await verifySiteBundleBytes({ root: opts.root, ...(opts.capath !== undefined ? { capath: opts.capath } : {}), bytes, subject: c, at: now, state });
         state = await record(opts.root, v, bytes, c, now, undefined);
         current = v;
@@ -407,9 +445,11 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
       }
     }
   }
-  if (state && ignored.length) {
+  if (state && ignored.some((i) => !state!.ignored.some((o) => o.source === i.source && o.reason === i.reason))) {
     const at = now.toISOString();
-    const next: SiteState = { ...state, ignored: [...state.ignored, ...ignored.map((i) => ({ at, ...i }))].slice(-MAX_IGNORED) };
+    // The same input met again (every boot, while it stays on the ESP) is logged once.
+    const fresh = ignored.filter((i) => !state!.ignored.some((o) => o.source === i.source && o.reason === i.reason));
+    const next: SiteState = { ...state, ignored: [...state.ignored, ...fresh.map((i) => ({ at, ...i }))].slice(-MAX_IGNORED) };
     await writeFileAtomic(sitePaths(opts.root).state, `${JSON.stringify(next, null, 2)}\n`);
   }
   for (const i of ignored) opts.log?.warn(`site bundle ${i.source} ignored: ${i.reason}`);
@@ -422,6 +462,27 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
     written,
     ignored,
   };
+}
+
+/**
+ * A command-line URL, its `${uuid}`-style variables expanded, fetched with jittered exponential backoff
+ * (1 s doubling to 30 s) until `networkWaitMs`: each wait is logged as what it waits for, since at boot
+ * the network may come up late. The last failure is thrown.
+ */
+async function fetchWithBackoff(template: string, opts: SiteBundleOptions & { networkWaitMs?: number; sysfs?: string }): Promise<Uint8Array> {
+  const url = await expandMachineVars(template, opts.sysfs);
+  const until = Date.now() + (opts.networkWaitMs ?? 60_000);
+  for (let attempt = 1, delay = 1000; ; attempt++, delay = Math.min(delay * 2, 30_000)) {
+    try {
+      return await readBundleSource(url, opts.access, opts.log);
+    } catch (e) {
+      const retryable = e instanceof MosError && ['REGISTRY_UNREACHABLE', 'REGISTRY_TIMEOUT', 'REGISTRY_ERROR', 'NOT_FOUND'].includes(e.code);
+      const wait = Math.round(delay * (0.5 + Math.random() / 2));
+      if (!retryable || Date.now() + wait > until) throw e;
+      opts.log?.warn(`waiting for the site bundle at ${url}: ${e.message}; attempt ${attempt + 1} in ${(wait / 1000).toFixed(1)} s`);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
 
 /** `mosctl bundle status`: the recorded bundle (re-verified) and the trust chain, or null when uncommissioned. */

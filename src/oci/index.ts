@@ -22,3 +22,4 @@ export { FallbackSource } from './registry/fallback.js';
 export { endpointsFor, firstThatWorks, loadRegistriesConf, parseRegistriesConf, DEFAULT_REGISTRIES_CONF, type Endpoint, type RegistriesConf, type RegistryEntry } from './registry/mirrors.js';
 export { blobPath as layoutBlobPath } from './layout/blobs.js';
 export { useDownloader, Downloader, RemoteRepository, downloaderIds, runDownloaderChild, DOWNLOADER_USER, DOWNLOADER_DEFAULT_ID, type DownloaderOptions, type DownloaderIds } from './downloader/index.js';
+export { httpGet, type HttpGetOptions } from './http-get.js';

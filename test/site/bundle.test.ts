@@ -8,11 +8,15 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createKeyset, createProject, createSiteBundle, createTrustRotation, publish } from '../../src/build/index.js';
-import { applySiteBundle, injectSiteBundle, install, siteBundleStatus, verifySiteBundle } from '../../src/machine/index.js';
+import { applySiteBundle, boot, injectSiteBundle, install, siteBundleStatus, verifySiteBundle } from '../../src/machine/index.js';
 import { EKU_SITE_BUNDLE, parseCaBundle, pae, signEnvelope, verifyInstallSignature } from '../../src/trust/index.js';
 import { runCli } from '../support/cli.js';
-import { needs, tempDir } from '../support/env.js';
+import { isRoot, needs, tempDir } from '../support/env.js';
 import { treeHash } from '../support/tree.js';
+import { makeSystemRoot } from '../support/system.js';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { buildImages, manifestYaml } from '../publish/fixture.js';
 
 const DAY = 86_400_000;
@@ -93,7 +97,7 @@ t.test('site keys and manifest keys', async (t) => {
     const v = await verifySiteBundle({ root, source: out });
     t.equal(v.site, 's1');
     t.equal(v.trustVersion, 0, 'chains to the manifest CA (trust set 0)');
-    t.same(v.env, { HTTPS_PROXY: 'http://proxy:3128' });
+    t.same(v.env, [{ name: 'HTTPS_PROXY', value: 'http://proxy:3128' }]);
   });
 });
 
@@ -304,12 +308,25 @@ t.test('manifest CA rotation: a machine trusting the old CA installs what the ne
   writeFileSync(join(dir, 'manifest.yaml'), manifestYaml(images));
   const repo = join(dir, 'rel');
   await publish({ manifestFile: join(dir, 'manifest.yaml'), repo: `oci:${repo}`, name: 'machine/install:1.0', project: 'new:p', dataHome, skipBootkit: true });
+  const roots: Record<string, string> = {};
   for (const [name, ca] of [['old', join(keysDir, 'old', 'manifest-ca', 'cert.pem')], ['new', join(keysDir, 'new', 'manifest-ca', 'cert.pem')]] as const) {
-    const root = join(dir, `root-${name}`);
+    const root = (roots[name] = makeSystemRoot(t));
     mkdirSync(join(root, 'factory', 'secure'), { recursive: true });
     copyFileSync(ca, join(root, 'factory', 'secure', 'manifestCA.pem'));
     const res = await install({ root, source: `oci:${repo}:1.0` });
     t.equal(res.generation, 1, `a machine trusting the ${name} CA installs it`);
+  }
+  if (isRoot) {
+    // mosctl boot on a machine with no bundle that finds one on its ESP takes it (the initrd had none to give).
+    const site = join(dir, 'site.json');
+    await createProject({ keyset: 'old', project: 'site', dataHome, site: true });
+    await createSiteBundle({ project: 'old:site', version: 1, env: ['LATER=1'], out: site, dataHome });
+    mkdirSync(join(roots['old']!, 'boot/efi/EFI/mosctl'), { recursive: true });
+    copyFileSync(site, join(roots['old']!, 'boot/efi/EFI/mosctl/site-bundle.json'));
+    const b = await boot({ root: roots['old']! });
+    t.equal(b.failed, 0);
+    t.equal(readFileSync(join(roots['old']!, 'etc/mosctl/site/env'), 'utf8'), 'LATER="1"\n', 'boot took the ESP bundle and wrote its files');
+    t.equal((await siteBundleStatus({ root: roots['old']! })).bundle?.version, 1);
   }
   const foreign = join(dir, 'root-foreign');
   await createKeyset({ name: 'stranger', dataHome });
@@ -317,4 +334,61 @@ t.test('manifest CA rotation: a machine trusting the old CA installs what the ne
   copyFileSync(join(keysDir, 'stranger', 'manifest-ca', 'cert.pem'), join(foreign, 'factory', 'secure', 'manifestCA.pem'));
   await t.rejects(install({ root: foreign, source: `oci:${repo}:1.0` }), { code: 'TRUST_CERT_UNTRUSTED' });
   t.notOk(existsSync(join(foreign, 'config')), 'and writes no config');
+});
+
+t.test('a command-line URL: ${mac} expanded, waited for with backoff, last in precedence, never once commissioned', async (t) => {
+  const dir = tempDir(t);
+  const { dataHome, caOf } = await keys(dir);
+  const root = machineRoot(dir, caOf('ks'));
+  const sysfs = join(dir, 'sys');
+  mkdirSync(join(sysfs, 'class/net/lo'), { recursive: true });
+  writeFileSync(join(sysfs, 'class/net/lo/address'), '00:00:00:00:00:00\n');
+  mkdirSync(join(sysfs, 'class/net/enp0s3/device'), { recursive: true });
+  writeFileSync(join(sysfs, 'class/net/enp0s3/address'), '52:54:00:AB:CD:EF\n');
+  mkdirSync(join(sysfs, 'class/net/docker0'), { recursive: true });
+  writeFileSync(join(sysfs, 'class/net/docker0/address'), '02:42:00:00:00:01\n');
+  const bundle = join(dir, 'b.json');
+  await createSiteBundle({ project: 'ks:s1', version: 1, env: ['FROM=url'], out: bundle, dataHome });
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    if (requests.length <= 2) return void res.writeHead(503).end('not yet');
+    if (req.url !== '/site/52:54:00:ab:cd:ef.json') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(readFileSync(bundle));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/site/\${mac}.json`;
+
+  const noSerial = await injectSiteBundle({ root, candidates: [url.replace('${mac}', '${serial}')], sysfs, networkWaitMs: 1000 });
+  t.match(noSerial.ignored[0]?.reason, /this machine has no serial/);
+  t.equal(noSerial.bundle, null);
+  const unknown = await injectSiteBundle({ root, candidates: [url.replace('${mac}', '${hostname}')], sysfs, networkWaitMs: 1000 });
+  t.match(unknown.ignored[0]?.reason, /unknown variable \$\{hostname\}/);
+  t.equal(requests.length, 0, 'a URL that cannot be expanded is never requested');
+
+  const local = join(dir, 'local.json');
+  await createSiteBundle({ project: 'ks:s1', version: 1, env: ['FROM=media'], out: local, dataHome });
+  const other = join(dir, 'other-root');
+  mkdirSync(join(other, 'factory', 'secure'), { recursive: true });
+  copyFileSync(caOf('ks'), join(other, 'factory/secure/manifestCA.pem'));
+  const fromMedia = await injectSiteBundle({ root: other, candidates: [local, url], sysfs });
+  t.same(fromMedia.bundle?.env, [{ name: 'FROM', value: 'media' }], 'a bundle on local media comes before the command line');
+  t.equal(requests.length, 0, 'and the URL is not fetched');
+
+  const waits: string[] = [];
+  const log = { debug() {}, info() {}, warn: (m: string) => void waits.push(m), error() {} };
+  const r = await injectSiteBundle({ root, candidates: [url], sysfs, networkWaitMs: 20_000, log: log as never });
+  t.same(r.bundle?.env, [{ name: 'FROM', value: 'url' }]);
+  t.same(requests, ['/site/52:54:00:ab:cd:ef.json', '/site/52:54:00:ab:cd:ef.json', '/site/52:54:00:ab:cd:ef.json'], 'the MAC of the first device interface, lower case; two 503s retried');
+  t.equal(waits.length, 2);
+  t.match(waits[0], /waiting for the site bundle at http:\/\/127\.0\.0\.1:\d+\/site\/52:54:00:ab:cd:ef\.json: answered HTTP 503; attempt 2 in \d/);
+
+  const later = await injectSiteBundle({ root, candidates: [url], sysfs });
+  t.equal(requests.length, 3, 'a commissioned machine does not even fetch it');
+  t.match(later.ignored[0]?.reason, /already commissioned/);
+  const again = await injectSiteBundle({ root, candidates: [url], sysfs });
+  t.equal(again.ignored.length, 1);
+  t.equal((await siteBundleStatus({ root })).state?.ignored.length, 1, 'the same ignored input is logged once, not at every boot');
 });
