@@ -8,6 +8,7 @@ import * as imageCopy from './mosb/image-copy.js';
 import * as imageInspect from './mosb/image-inspect.js';
 import * as keysetAdd from './mosb/keyset-add.js';
 import * as keysetBootkit from './mosb/keyset-bootkit.js';
+import * as keysetUefi from './mosb/keyset-uefi.js';
 import * as manifestPublish from './mosb/manifest-publish.js';
 import * as manifestValidate from './mosb/manifest-validate.js';
 import * as projectAdd from './mosb/project-add.js';
@@ -16,6 +17,6 @@ import * as uki from './mosb/uki.js';
 import * as mkboot from './mosb/mkboot.js';
 
 const program = makeProgram('mosb', 'Build and publish signed machine install manifests and squashfs images');
-for (const sub of [manifestValidate, keysetAdd, keysetRotate, keysetBootkit, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd, uki, mkboot, bundle]) sub.register(program);
+for (const sub of [manifestValidate, keysetAdd, keysetRotate, keysetBootkit, keysetUefi, projectAdd, imageCopy, imageInspect, imageBuild, manifestPublish, initrd, uki, mkboot, bundle]) sub.register(program);
 registerDocs(program);
 await runProgram(program, process.argv);

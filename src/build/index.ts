@@ -12,3 +12,4 @@ export { bundleMosctl, type BundleResult } from './bundle.js';
 export { buildUki, DEFAULT_STUB, type BuildUkiOptions, type BuildUkiResult } from './uki.js';
 export { mkboot, ISO_LABEL, type MkbootOptions, type MkbootResult } from './mkboot.js';
 export { createBootkit, bootkitPaths, keysetBootkit, MAX_UKI_BYTES, type CreateBootkitOptions, type CreateBootkitResult } from './bootkit.js';
+export { createUefiKeys, uefiKeyPaths, writeOvmfVars, enrollVarStore, readVarStore, x509SignatureList, guidBytes, DEFAULT_OVMF_VARS_TEMPLATE, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE, UEFI_KEYS, type UefiKeyName, type UefiKeyPaths, type CreateUefiKeysResult, type OvmfVarsResult, type StoredVariable } from './uefi.js';

@@ -6,7 +6,7 @@ export { certificateToPem } from './pem.js';
 export { MAX_PEM_BYTES, MAX_SIGNATURE_BYTES } from './constants.js';
 export { verifySigstoreBundle, type VerifySigstoreBundleOptions } from './bundle.js';
 export { verifyClientChain, type ClientIdentity } from './client-cert.js';
-export { issueCa, issueLeaf, issueCrossCert, type BuiltCert } from './issue.js';
+export { issueCa, issueLeaf, issueCrossCert, issueUefiCert, type BuiltCert } from './issue.js';
 export { EKU_SITE_BUNDLE } from './constants.js';
 export {
   DSSE_MEDIA_TYPE, MAX_ENVELOPE_BYTES, pae, signEnvelope, parseEnvelope, verifyEnvelopeSignatures,

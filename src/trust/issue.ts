@@ -24,3 +24,8 @@ export async function issueLeaf(opts: { name: string; notBefore: Date; notAfter:
 export async function issueCrossCert(opts: { subjectCaPem: string; issuerCertPem: string; issuerKeyPem: string; notBefore: Date; notAfter: Date }): Promise<string> {
   return (await import('./x509-build.js')).buildCrossCert(opts);
 }
+
+/** Mints a self-signed RSA-2048 UEFI Secure Boot certificate (a keyset's PK, KEK or db; `codeSigning` for db). */
+export async function issueUefiCert(opts: { name: string; notBefore: Date; notAfter: Date; codeSigning?: boolean }): Promise<BuiltCert> {
+  return (await import('./x509-build.js')).buildUefiCert(opts);
+}

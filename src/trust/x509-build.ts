@@ -111,3 +111,28 @@ export async function buildCrossCert(opts: { subjectCaPem: string; issuerCertPem
   });
   return cert.toString('pem') + '\n';
 }
+
+/**
+ * A self-signed UEFI Secure Boot certificate (PK, KEK or db), as mos's keysets have them: RSA-2048 (the
+ * size the UEFI specification requires firmware to support), SHA-256, CA:TRUE, keyUsage digitalSignature
+ * + keyCertSign, and for a `db` key EKU codeSigning (it signs EFI executables with sbsign).
+ */
+export async function buildUefiCert(opts: { name: string; notBefore: Date; notAfter: Date; codeSigning?: boolean }): Promise<BuiltCert> {
+  const alg = { ...RSA_ALG, modulusLength: 2048 } as const;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as KeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: opts.name,
+    notBefore: opts.notBefore,
+    notAfter: opts.notAfter,
+    keys: keys as never,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
+      ...(opts.codeSigning ? [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning])] : []),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+}
