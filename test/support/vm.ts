@@ -166,14 +166,19 @@ export interface VmShare {
 /** OVMF, Debian's UEFI firmware for QEMU (package ovmf): code read-only, variables per machine. */
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** OVMF built with Secure Boot (and SMM, which guards its variables): boots what its db allows once a PK is enrolled. */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 
 export interface VmOptions {
   /** Direct kernel boot (no firmware menu); absent with `uefi`. */
   readonly kernel?: string;
   readonly initrd?: string;
   readonly append?: string;
-  /** Boot through OVMF (q35) with this writable copy of the EFI variables file. */
-  readonly uefi?: { readonly vars: string };
+  /**
+   * Boot through OVMF (q35) with this writable copy of the EFI variables file; `secureBoot`: the
+   * Secure Boot build of the firmware ({@link OVMF_CODE_SECBOOT}, SMM on, its flash guarded by it).
+   */
+  readonly uefi?: { readonly vars: string; readonly secureBoot?: boolean };
   /** An ISO on a virtio-scsi CD-ROM drive (what UEFI boots first when present). */
   readonly cdrom?: string;
   readonly disks?: readonly VmDisk[];
@@ -218,7 +223,9 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
   ];
   if (o.kernel !== undefined) args.push('-kernel', o.kernel, '-initrd', o.initrd ?? '', '-append', o.append ?? '');
   if (o.uefi !== undefined) {
-    args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${o.uefi.vars}`);
+    if (o.uefi.secureBoot) args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE_SECBOOT}`);
+    else args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`);
+    args.push('-drive', `if=pflash,format=raw,file=${o.uefi.vars}`);
   }
   if (o.cdrom !== undefined) args.push('-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0', '-drive', `id=cd0,if=none,media=cdrom,readonly=on,file=${o.cdrom}`);
   args.push(...(o.extraArgs ?? []));
