@@ -33,23 +33,30 @@ async function newKeys(): Promise<KeyPair> {
   return (await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify'])) as KeyPair;
 }
 
-/** A self-signed manifest CA: RSA-3072, CA:TRUE (critical), keyUsage keyCertSign+cRLSign (critical). */
-export async function buildCa(opts: { name: string; notBefore: Date; notAfter: Date }): Promise<BuiltCert> {
-  const keys = await newKeys();
+/** A self-signed CA certificate (CA:TRUE, critical) with the given key size, key usages and extensions. */
+async function selfSignedCa(opts: { name: string; notBefore: Date; notAfter: Date }, bits: 2048 | 3072, usages: number, extra: x509.Extension[] = []): Promise<BuiltCert> {
+  const alg = { ...RSA_ALG, modulusLength: bits } as const;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as KeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: opts.name,
     notBefore: opts.notBefore,
     notAfter: opts.notAfter,
     keys: keys as never,
-    signingAlgorithm: RSA_ALG,
+    signingAlgorithm: alg,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.KeyUsagesExtension(usages, true),
+      ...extra,
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
     ],
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+}
+
+/** A self-signed manifest CA: RSA-3072, CA:TRUE (critical), keyUsage keyCertSign+cRLSign (critical). */
+export async function buildCa(opts: { name: string; notBefore: Date; notAfter: Date }): Promise<BuiltCert> {
+  return selfSignedCa(opts, 3072, x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
 }
 
 async function importCaKey(caKeyPem: string): Promise<Key> {
@@ -118,21 +125,6 @@ export async function buildCrossCert(opts: { subjectCaPem: string; issuerCertPem
  * + keyCertSign, and for a `db` key EKU codeSigning (it signs EFI executables with sbsign).
  */
 export async function buildUefiCert(opts: { name: string; notBefore: Date; notAfter: Date; codeSigning?: boolean }): Promise<BuiltCert> {
-  const alg = { ...RSA_ALG, modulusLength: 2048 } as const;
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as KeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: opts.name,
-    notBefore: opts.notBefore,
-    notAfter: opts.notAfter,
-    keys: keys as never,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
-      ...(opts.codeSigning ? [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning])] : []),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
-    ],
-  });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await pkcs8Pem(keys.privateKey) };
+  return selfSignedCa(opts, 2048, x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign,
+    opts.codeSigning ? [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning])] : []);
 }
