@@ -8,8 +8,9 @@ import { MosError } from '../base/index.js';
 import { packageRoot } from './initrd.js';
 
 /**
- * The bundle's entry: runs mosctl.cjs as a CommonJS module, through the V8 code cache next to it when
- * that cache was made by this node (V8 rejects a cache of another version or flags; it then compiles).
+ * The bundle's entry: runs mosctl.cjs (downloader.cjs for the registry child) as a CommonJS module,
+ * through the V8 code cache next to it when that cache was made by this node (V8 rejects a cache of
+ * another version or flags; it then compiles).
  */
 const LOADER = `#!/usr/bin/env node
 // mosctl (bundled): runs mosctl.cjs through the V8 code cache mosctl.cjs.cache when it fits this node.
@@ -19,7 +20,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 const dir = dirname(fileURLToPath(import.meta.url));
-const file = join(dir, 'mosctl.cjs');
+// \`mosctl __downloader\` (cmd/mosctl/downloader.ts DOWNLOADER_MODE) is the registry child: its own smaller bundle.
+const file = join(dir, process.argv[2] === '__downloader' ? 'downloader.cjs' : 'mosctl.cjs');
 let cachedData;
 try { cachedData = readFileSync(file + '.cache'); } catch {}
 // The same source string the cache was made from: the CommonJS wrapper around the file without its #! line.
@@ -78,6 +80,23 @@ async function asciiOnly(file: string): Promise<void> {
   if (ascii !== text) await writeFile(file, ascii);
 }
 
+/**
+ * The code cache of a bundle's top level, compiled and not run (the downloader child needs its IPC
+ * channel to run): its start-up functions compile lazily, the rest comes from the cache. The file name in
+ * it is fixed, as for mosctl.cjs, so every build writes the same bytes.
+ */
+async function makeTopLevelCodeCache(file: string): Promise<void> {
+  const script = [
+    "const fs = require('fs'), { Module } = require('module'), { Script } = require('vm');",
+    'const f = process.argv[1];',
+    "const s = new Script(Module.wrap(fs.readFileSync(f, 'latin1').replace(/^#!.*/, '')), { filename: 'downloader.cjs' });",
+    "fs.writeFileSync(f + '.cache', s.createCachedData());",
+  ].join('\n');
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, ['--predictable', '-e', script, file], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
 export interface BundleResult {
   readonly dir: string;
   readonly file: string;
@@ -106,9 +125,7 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
   try {
     // CommonJS, not ESM: V8 can load a classic script from a code cache (vm.Script cachedData), which
     // halves mosctl's start-up; an ES module is compiled from source on every start in node 20.
-    await esbuild.build({
-      entryPoints: [join(root, 'cmd', 'mosctl.ts')],
-      outfile: join(tmp, 'mosctl.cjs'),
+    const common: import('esbuild').BuildOptions = {
       bundle: true,
       platform: 'node',
       target: 'node20',
@@ -121,9 +138,14 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
       external: ['fs-ext'],
       define: { 'import.meta.url': '__mosctl_import_meta_url' },
       banner: { js: "var __mosctl_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
-    });
-    // The package's `bin`: executable, like the ESM entry tsc writes with its #! line.
+    };
+    await esbuild.build({ ...common, entryPoints: [join(root, 'cmd', 'mosctl.ts')], outfile: join(tmp, 'mosctl.cjs') });
+    // The downloader child (`mosctl __downloader`) alone: a quarter of the size, so the child that the
+    // registry commands wait for starts sooner (the loader picks it by the mode argument).
+    await esbuild.build({ ...common, entryPoints: [join(root, 'src', 'oci', 'downloader', 'child-main.ts')], outfile: join(tmp, 'downloader.cjs') });
     await asciiOnly(join(tmp, 'mosctl.cjs'));
+    await asciiOnly(join(tmp, 'downloader.cjs'));
+    // The package's `bin`: executable, like the ESM entry tsc writes with its #! line.
     await writeFile(join(tmp, 'mosctl.mjs'), LOADER, { mode: 0o755 });
     const req = createRequire(join(root, 'package.json'));
     const fsExt = dirname(req.resolve('fs-ext/package.json'));
@@ -132,6 +154,7 @@ export async function bundleMosctl(dir: string): Promise<BundleResult> {
       await copyFile(join(fsExt, f), join(tmp, 'node_modules', 'fs-ext', f));
     }
     await makeCodeCache(join(tmp, 'mosctl.cjs'));
+    await makeTopLevelCodeCache(join(tmp, 'downloader.cjs'));
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (e) {

@@ -89,7 +89,7 @@ export function defaultBundleDir(): string {
 /** The largest single file the initramfs takes (node is ~100 MiB). */
 const MAX_MEMBER_BYTES = 512 * 1024 * 1024;
 
-const BUNDLE_FILES = ['mosctl.mjs', 'mosctl.cjs', 'mosctl.cjs.cache', 'node_modules/fs-ext/package.json', 'node_modules/fs-ext/fs-ext.js', 'node_modules/fs-ext/build/Release/fs_ext.node'];
+const BUNDLE_FILES = ['mosctl.mjs', 'mosctl.cjs', 'mosctl.cjs.cache', 'downloader.cjs', 'downloader.cjs.cache', 'node_modules/fs-ext/package.json', 'node_modules/fs-ext/fs-ext.js', 'node_modules/fs-ext/build/Release/fs_ext.node'];
 
 /**
  * `mosb initrd build`: a minimal initramfs whose `/init` is mosctl's boot hook (`dracut/initrd/init`):

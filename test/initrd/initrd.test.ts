@@ -122,9 +122,9 @@ t.test('mosb initrd bundle: one ES module plus the flock addon, which runs from 
   const st = spawnSync(process.execPath, [join(dir, 'b', 'mosctl.mjs'), '--root', dir, 'status'], { encoding: 'utf8', cwd: '/' });
   t.equal(st.status, 6, 'a command runs: status on an empty root says nothing is installed');
   t.match(st.stderr, /no system is installed here/);
-  t.same(readdirSync(join(dir, 'b')).sort(), ['mosctl.cjs', 'mosctl.cjs.cache', 'mosctl.mjs', 'node_modules'], 'the bundle, its code cache, the loader and the addon directory');
+  t.same(readdirSync(join(dir, 'b')).sort(), ['downloader.cjs', 'downloader.cjs.cache', 'mosctl.cjs', 'mosctl.cjs.cache', 'mosctl.mjs', 'node_modules'], 'the bundle and the downloader child\'s, their code caches, the loader and the addon directory');
   t.match(execFileSync(process.execPath, ['-e', `const fs=require('fs'),{Module}=require('module'),{Script}=require('vm');const f=${JSON.stringify(join(dir, 'b', 'mosctl.cjs'))};console.log(new Script(Module.wrap(fs.readFileSync(f,'utf8').replace(/^#!.*/,'')),{filename:f,cachedData:fs.readFileSync(f+'.cache')}).cachedDataRejected)`], { encoding: 'utf8' }), /^false/, 'this node accepts the code cache');
   const again = await runCli('mosb', ['--json', 'initrd', 'bundle', join(dir, 'c')]);
   t.equal(again.code, 0);
-  for (const f of ['mosctl.cjs', 'mosctl.cjs.cache', 'mosctl.mjs']) t.same(readFileSync(join(dir, 'c', f)), readFileSync(join(dir, 'b', f)), `${f}: the same bytes on a second build`);
+  for (const f of ['mosctl.cjs', 'mosctl.cjs.cache', 'downloader.cjs', 'downloader.cjs.cache', 'mosctl.mjs']) t.same(readFileSync(join(dir, 'c', f)), readFileSync(join(dir, 'b', f)), `${f}: the same bytes on a second build`);
 });

@@ -1,4 +1,5 @@
-// The downloader child's entry when mosctl is not bundled (the bundle runs it as `mosctl __downloader`).
+// The downloader child's entry: run directly when mosctl is not bundled, and the entry of the bundle's
+// downloader.cjs (which the bundle's loader runs for `mosctl __downloader`).
 import { runDownloaderChild } from './child.js';
 
 runDownloaderChild();
