@@ -30,6 +30,8 @@ install() {
     inst_simple "$bundle/mosctl.mjs" /usr/lib/mosctl/mosctl.mjs
     inst_simple "$bundle/mosctl.cjs" /usr/lib/mosctl/mosctl.cjs
     inst_simple "$bundle/mosctl.cjs.cache" /usr/lib/mosctl/mosctl.cjs.cache
+    inst_simple "$bundle/downloader.cjs" /usr/lib/mosctl/downloader.cjs
+    inst_simple "$bundle/downloader.cjs.cache" /usr/lib/mosctl/downloader.cjs.cache
     inst_simple "$bundle/node_modules/fs-ext/package.json" /usr/lib/mosctl/node_modules/fs-ext/package.json
     inst_simple "$bundle/node_modules/fs-ext/fs-ext.js" /usr/lib/mosctl/node_modules/fs-ext/fs-ext.js
     inst_simple "$bundle/node_modules/fs-ext/build/Release/fs_ext.node" /usr/lib/mosctl/node_modules/fs-ext/build/Release/fs_ext.node

@@ -14,14 +14,16 @@ import { packageRoot } from './initrd.js';
  */
 const LOADER = `#!/usr/bin/env node
 // mosctl (bundled): runs mosctl.cjs through the V8 code cache mosctl.cjs.cache when it fits this node.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Module, createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 const dir = dirname(fileURLToPath(import.meta.url));
-// \`mosctl __downloader\` (cmd/mosctl/downloader.ts DOWNLOADER_MODE) is the registry child: its own smaller bundle.
-const file = join(dir, process.argv[2] === '__downloader' ? 'downloader.cjs' : 'mosctl.cjs');
+// \`mosctl __downloader\` (cmd/mosctl/downloader.ts DOWNLOADER_MODE) is the registry child: its own smaller
+// bundle when shipped (mosctl.cjs runs that mode too, for an image that carries only mosctl.cjs).
+const child = process.argv[2] === '__downloader' && existsSync(join(dir, 'downloader.cjs'));
+const file = join(dir, child ? 'downloader.cjs' : 'mosctl.cjs');
 let cachedData;
 try { cachedData = readFileSync(file + '.cache'); } catch {}
 // The same source string the cache was made from: the CommonJS wrapper around the file without its #! line.
