@@ -75,7 +75,7 @@ export async function buildLeaf(opts: { name: string; notBefore: Date; notAfter:
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: opts.name,
-    issuer: ca.subject,
+    issuer: ca.subjectName, // the CA's own DER: chains are built on byte equality of names
     notBefore: opts.notBefore,
     notAfter: opts.notAfter,
     publicKey: keys.publicKey as never,
@@ -102,8 +102,8 @@ export async function buildCrossCert(opts: { subjectCaPem: string; issuerCertPem
   const issuer = new x509.X509Certificate(opts.issuerCertPem);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: subject.subject,
-    issuer: issuer.subject,
+    subject: subject.subjectName,
+    issuer: issuer.subjectName,
     notBefore: opts.notBefore,
     notAfter: opts.notAfter,
     publicKey: subject.publicKey,
