@@ -15,6 +15,7 @@ interface MkbootFlags extends RegistryFlags {
   readonly cmdline?: string;
   readonly machineCmdline?: string;
   readonly machineUki?: string;
+  readonly siteBundle?: string;
   readonly signKey?: string;
   readonly signCert?: string;
 }
@@ -35,6 +36,7 @@ export function register(program: Command): void {
       .option('--cmdline <text>', 'extra kernel command line after root=soci:name=LIVE,dev=LABEL=OCI-BOOT')
       .option('--machine-cmdline <text>', 'extra command line of the installed machine\'s UKI (boot/mosctl.efi, after root=soci:name=mosboot,repo=local)')
       .option('--machine-uki <file>', 'with --uki: a finished UKI for installed machines')
+      .option('--site-bundle <file>', 'a site bundle (mosb bundle create) for the live system and the machines it installs; verified against --ca')
       .option('--sign-key <file>', 'Secure Boot signing key for the built UKI, PEM')
       .option('--sign-cert <file>', 'its certificate, PEM'),
   ).action(
@@ -47,12 +49,13 @@ export function register(program: Command): void {
         ...(f.cmdline !== undefined ? { cmdline: f.cmdline } : {}),
         ...(f.machineCmdline !== undefined ? { machineCmdline: f.machineCmdline } : {}),
         ...(f.machineUki !== undefined ? { machineUki: resolve(f.machineUki) } : {}),
+        ...(f.siteBundle !== undefined ? { siteBundle: resolve(f.siteBundle) } : {}),
         ...signOf(f), ...registryAccess(f),
         log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal,
       });
       return {
         result: r,
-        text: `${r.out}: ${mib(r.bytes)} MiB ISO (label OCI-BOOT) in ${r.seconds.toFixed(1)} s: ${r.tags.join(', ')}; ${r.images} images; UKI ${mib(r.uki.bytes)} MiB${r.uki.signed ? ' signed' : ''}\nsha256 ${r.sha256}${r.cmdline ? `\ncommand line: ${r.cmdline}` : ''}${r.machineCmdline ? `\ninstalled machines (boot/mosctl.efi): ${r.machineCmdline}` : ''}`,
+        text: `${r.out}: ${mib(r.bytes)} MiB ISO (label OCI-BOOT) in ${r.seconds.toFixed(1)} s: ${r.tags.join(', ')}; ${r.images} images; UKI ${mib(r.uki.bytes)} MiB${r.uki.signed ? ' signed' : ''}\nsha256 ${r.sha256}${r.cmdline ? `\ncommand line: ${r.cmdline}` : ''}${r.machineCmdline ? `\ninstalled machines (boot/mosctl.efi): ${r.machineCmdline}` : ''}${r.siteBundle ? `\nsite bundle ${r.siteBundle.site} version ${r.siteBundle.version} (site-bundle.json)` : ''}`,
       };
     }),
   );

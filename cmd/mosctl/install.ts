@@ -30,20 +30,21 @@ export function register(program: Command): void {
     .option('--partition', 'live system: verify, then partition a disk (esp, machine-config, machine-store, machine-scratch) and install onto it', false)
     .option('--disk <dev>', 'with --partition: the disk (default: the only one that is not the live medium or in use)')
     .option('--wipe', 'with --partition: replace a partition table that is not mosctl\'s own layout', false)
+    .option('--site-bundle <file>', 'with --partition: a site bundle to put on the new ESP (the machine takes it at its first boot); verified first')
     .option('--uki <file>', "with --partition: the UKI to put on the ESP (EFI/BOOT/BOOTX64.EFI and EFI/mosctl/mosctl.efi); default the release's bootkit target's")
     .action(
-      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string; partition: boolean; disk?: string; wipe: boolean; uki?: string }) => {
+      action(async (ctx, source: string, o: SourceFlags & { dryRun: boolean; tries?: string; partition: boolean; disk?: string; wipe: boolean; uki?: string; siteBundle?: string }) => {
         const tries = o.tries !== undefined ? { tries: wholeNumber(o.tries, '--tries', 1, 10) } : {};
         const common = { root: ctx.globals.root, source, ...sourceAccess(o), ...tries, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal };
         if (!o.partition) {
-          for (const [flag, v] of [['--disk', o.disk], ['--wipe', o.wipe || undefined], ['--uki', o.uki]] as const) {
+          for (const [flag, v] of [['--disk', o.disk], ['--wipe', o.wipe || undefined], ['--uki', o.uki], ['--site-bundle', o.siteBundle]] as const) {
             if (v !== undefined) throw new MosError({ code: 'USAGE', subject: flag, message: 'only goes with --partition' });
           }
           const r = await (await machine()).install({ ...common, dryRun: o.dryRun });
           return { result: r, text: installText(r) };
         }
         if (o.dryRun) throw new MosError({ code: 'USAGE', subject: '--dry-run', message: 'does not go with --partition (use mosctl install --dry-run SOURCE to check a release)' });
-        const r = await (await machine()).installDisk({ ...common, ...(o.disk !== undefined ? { disk: o.disk } : {}), wipe: o.wipe, ...(o.uki !== undefined ? { uki: resolve(o.uki) } : {}) });
+        const r = await (await machine()).installDisk({ ...common, ...(o.disk !== undefined ? { disk: o.disk } : {}), wipe: o.wipe, ...(o.uki !== undefined ? { uki: resolve(o.uki) } : {}), ...(o.siteBundle !== undefined ? { siteBundle: resolve(o.siteBundle) } : {}) });
         return { result: r, text: diskText(r) };
       }),
     );
@@ -57,6 +58,7 @@ function diskText(r: InstallDiskResult): string {
     r.boot
       ? `UKI on the ESP: ${r.boot.files.join(', ')}${r.efiEntry ? `; boot entry ${r.efiEntry}` : ''}; from ${r.boot.from === 'file' ? r.boot.path : `the bootkit target ${r.boot.version} (${short(r.boot.digest)})`}`
       : 'no --uki and no bootkit target: the ESP is empty',
+    ...(r.siteBundle ? [`site bundle ${r.siteBundle.site} version ${r.siteBundle.version} on the ESP (EFI/mosctl/site-bundle.json)`] : []),
     `phases: verify ${ph.verify.toFixed(1)} s, partition ${ph.partition.toFixed(1)} s, copy ${ph.copy.toFixed(1)} s, boot ${ph.boot.toFixed(1)} s`,
   ].join('\n');
 }

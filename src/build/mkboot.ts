@@ -14,6 +14,7 @@ import { copy, openLayout, openReference, type ContentStore, type Descriptor, ty
 import { TARGET_REPOSITORY, addReferrer, readInstallArtifact, targetTag } from '../protocol/index.js';
 import { MAX_PEM_BYTES, parseCaBundle, verifyInstallSignature, type TrustAnchors } from '../trust/index.js';
 import { buildUki, type BuildUkiResult } from './uki.js';
+import { checkSiteBundleFile } from './site-bundle.js';
 
 /** The ISO 9660 volume label the initrd looks for (mos's). */
 export const ISO_LABEL = 'OCI-BOOT';
@@ -43,6 +44,8 @@ export interface MkbootOptions extends RegistryAccess {
   readonly machineUki?: string;
   readonly machineCmdline?: string;
   readonly sign?: { readonly key: string; readonly cert: string };
+  /** A site bundle carried as `site-bundle.json` (the live system takes it; the installer puts it on the ESP). */
+  readonly siteBundle?: string;
   readonly out: string;
   readonly log?: Logger;
   readonly onProgress?: OnProgress;
@@ -61,6 +64,8 @@ export interface MkbootResult {
   readonly machineCmdline?: string;
   /** The medium carries boot/mosctl.efi for the installer. */
   readonly machineUki: boolean;
+  /** The site bundle the medium carries. */
+  readonly siteBundle?: { readonly site: string; readonly version: number };
   readonly uki: { readonly bytes: number; readonly built: boolean; readonly signed: boolean };
   readonly seconds: number;
 }
@@ -112,6 +117,7 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
   if (!live.targets.includes(LIVE_TARGET)) {
     throw new MosError({ code: 'SYSTEM_TARGET_UNKNOWN', subject: `${opts.live}: target ${LIVE_TARGET}`, message: 'is not in the live manifest', hint: `targets: ${live.targets.join(', ')}; the medium boots the livecd target` });
   }
+  const site = opts.siteBundle !== undefined ? await checkSiteBundleFile(opts.siteBundle, anchors, opts.now ?? new Date()) : undefined;
   const releases = [live];
   for (const src of opts.install ?? []) releases.push(await readRelease(src, anchors, opts));
   const tags = releases.map((r) => r.tag);
@@ -152,6 +158,8 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
     if (opts.machineUki !== undefined) await copyFile(opts.machineUki, machineUki);
     else if (opts.kernel !== undefined) await buildUki({ kernel: opts.kernel, initrd: opts.initrd!, cmdline: machineCmdline, out: machineUki, ...(opts.sign ? { sign: opts.sign } : {}) });
 
+    if (site) await copyFile(opts.siteBundle!, join(tree, 'site-bundle.json'));
+
     step('esp', 'El Torito EFI image');
     // The ESP is appended as GPT partition 2 (EFI type) and El Torito points at that same partition: a
     // CD boots it through El Torito, a USB stick the ISO was written to boots it through the GPT.
@@ -180,6 +188,7 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
       out: opts.out, bytes, sha256, tags, images: images.size,
       ...(built ? { cmdline, machineCmdline } : {}),
       machineUki: opts.machineUki !== undefined || opts.kernel !== undefined,
+      ...(site ? { siteBundle: { site: site.site, version: site.version } } : {}),
       uki: { bytes: ukiBytes, built: built !== undefined, signed: built?.signed ?? false },
       seconds: (Date.now() - t0) / 1000,
     };

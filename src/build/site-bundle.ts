@@ -5,7 +5,7 @@ import {
   SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, checkAuth, checkEnvEntry, checkProvision, parseSiteBundle, parseTrustSet, pushBundle,
 } from '../protocol/index.js';
 import {
-  MAX_ENVELOPE_BYTES, MAX_PEM_BYTES, parseCaBundle, parseEnvelope, signEnvelope, verifyEnvelopeSignatures, type SignerInfo,
+  MAX_ENVELOPE_BYTES, MAX_PEM_BYTES, parseCaBundle, parseEnvelope, signEnvelope, verifyEnvelopeSignatures, type SignerInfo, type TrustAnchors,
 } from '../trust/index.js';
 import { keysetPaths, parseProjectSpec, projectPaths } from './keyset.js';
 
@@ -201,4 +201,18 @@ export async function createTrustRotation(opts: CreateTrustRotationOptions): Pro
   const { bytes } = signChecked(SITE_TRUST_PAYLOAD_TYPE, payload, [{ ...from, name: opts.from }, { ...to, name: opts.to }], now, 'trust set');
   await writeFileAtomic(opts.out, bytes, { mode: 0o644 });
   return { out: opts.out, version: opts.version, overlapUntil, digest: sha256Hex(bytes) };
+}
+
+/**
+ * Checks a bundle file as a machine trusting `anchors` alone (trust set 0) would: envelope, payload and a
+ * site-key signature that chains to them at `now`. What `mosb mkboot --site-bundle` runs before it writes.
+ */
+export async function checkSiteBundleFile(file: string, anchors: TrustAnchors, now: Date): Promise<{ site: string; version: number }> {
+  const parsed = parseEnvelope(await readFileLimited(file, MAX_ENVELOPE_BYTES), file, SITE_BUNDLE_PAYLOAD_TYPE);
+  const bundle = parseSiteBundle(parsed.payload, file);
+  const r = verifyEnvelopeSignatures(parsed, anchors, now, file);
+  if (r.verified.length === 0) {
+    throw new MosError({ code: 'TRUST_SIGNATURE_INVALID', subject: file, message: `no signature verifies as a site bundle under ${anchors.subject}: ${r.failures.join('; ')}` });
+  }
+  return { site: bundle.site, version: bundle.version };
 }

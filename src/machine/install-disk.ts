@@ -11,6 +11,8 @@ import { MosError, silentLogger, type Logger } from '../base/index.js';
 import { exec, hasProgram, readMountInfo, requirePrograms } from '../host/index.js';
 import { install, type InstallOptions, type InstallResult } from './install.js';
 import { checkEfi, writeEsp, type WriteEspResult } from './esp.js';
+import { espBundlePath } from './paths.js';
+import { verifySiteBundle } from './site-bundle.js';
 import { caPathFor } from './trust-policy.js';
 
 /** GPT partition type GUIDs of mos's layout (reference/mos.md). */
@@ -38,6 +40,11 @@ export interface InstallDiskOptions extends InstallOptions {
   readonly wipe?: boolean;
   /** The UKI to put on the ESP; default the release's `bootkit` target's (none: the ESP stays empty). */
   readonly uki?: string;
+  /**
+   * A site bundle to put on the new ESP (`EFI/mosctl/site-bundle.json`), e.g. the one the live medium
+   * carries: the installed machine takes it at its first boot. Verified against the CA before partitioning.
+   */
+  readonly siteBundle?: string;
   /** Where the new partitions are mounted while installing (default /run/mosctl/install). */
   readonly staging?: string;
   /** Block devices (`/sys/class/block`); tests point it elsewhere. */
@@ -50,6 +57,8 @@ export interface InstallDiskResult extends InstallResult {
   readonly reused: boolean;
   /** What went onto the ESP and from where (absent: no --uki and no bootkit target). */
   readonly boot?: WriteEspResult;
+  /** The site bundle put on the ESP: its site and version. */
+  readonly siteBundle?: { readonly site: string; readonly version: number };
   readonly efiEntry?: string;
   /** Seconds per phase: verify, partition, copy (install), boot. */
   readonly phases: Readonly<Record<'verify' | 'partition' | 'copy' | 'boot', number>>;
@@ -210,6 +219,7 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
   await mkdir(staging, { recursive: true });
   const { root: _r, ...rest } = opts;
   const dry = await install({ ...rest, root: staging, capath, dryRun: true });
+  const site = opts.siteBundle !== undefined ? await verifySiteBundle({ root: staging, capath, source: opts.siteBundle, ...(opts.now ? { now: opts.now } : {}) }) : undefined;
   lap('verify');
   const { disk, reused } = await chooseDisk(opts);
   const layout = planLayout(disk.device, disk.sizeBytes, dry.bytesToFetch);
@@ -242,11 +252,16 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
       root: staging, esp: join(staging, 'boot', 'efi'), capath, log,
       ...(opts.uki !== undefined ? { uki: opts.uki } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    if (site) {
+      await mkdir(join(staging, 'boot', 'efi', 'EFI', 'mosctl'), { recursive: true });
+      await copyFile(opts.siteBundle!, espBundlePath(staging));
+      log.info(`site bundle ${site.site} version ${site.version} on the ESP: the machine takes it at its first boot`);
+    }
     const efiEntry = boot ? await registerBootEntry(disk.device, log) : undefined;
     if (!boot) log.warn('no --uki and no bootkit target in the release: the ESP stays empty');
     await exec(['sync']);
     lap('boot');
-    return { ...res, disk: disk.device, reused, partitions: layout.map((p) => ({ ...p, device: devices[p.name] })), ...(boot ? { boot } : {}), ...(efiEntry ? { efiEntry } : {}), phases };
+    return { ...res, disk: disk.device, reused, partitions: layout.map((p) => ({ ...p, device: devices[p.name] })), ...(boot ? { boot } : {}), ...(site ? { siteBundle: { site: site.site, version: site.version } } : {}), ...(efiEntry ? { efiEntry } : {}), phases };
   } finally {
     for (const m of mounts) await exec(['umount', m]).catch((e) => log.warn(`cannot unmount ${m}: ${e instanceof Error ? e.message : String(e)}`));
   }

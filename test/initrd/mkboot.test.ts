@@ -4,7 +4,7 @@
 // labelled OCI-BOOT, and a loop-mounted copy installs with mosctl; bad input writes nothing.
 import { t } from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_STUB, buildUki, mkboot } from '../../src/build/index.js';
 import { runCli } from '../support/cli.js';
@@ -12,6 +12,7 @@ import { needs } from '../support/env.js';
 import { mintPki } from '../support/pki.js';
 import { T, buildImages, makeSystemRoot, manifestYaml, placeCa, publishYaml } from '../support/system.js';
 import { guestKernel } from '../support/vm.js';
+import { issueLeaf, signEnvelope } from '../../src/trust/index.js';
 
 const ukiSkip = needs({ programs: ['objcopy', 'apt-get', 'dpkg-deb', 'depmod', 'xz', 'zstd'] }) || (existsSync(DEFAULT_STUB) ? false : `${DEFAULT_STUB} is missing (apt-get install systemd-boot-efi)`);
 const isoSkip = ukiSkip || needs({ root: true, programs: ['xorriso', 'mkfs.vfat', 'mcopy', 'mmd', 'mksquashfs'] });
@@ -107,7 +108,23 @@ t.test('mkboot: a UEFI ISO labelled OCI-BOOT carrying verified releases that ins
   const fsck = await runCli('mosctl', ['--root', root, 'fsck']);
   t.equal(fsck.code, 0, `fsck of the installed store: ${fsck.stderr}${fsck.stdout}`);
 
-  // Refusals, nothing written: a foreign CA, a live manifest without livecd, no kernel.
+  // A site bundle rides along as /site-bundle.json, verified against the CA first; a foreign one is refused.
+  const siteKey = await issueLeaf({ name: 'CN=site alpha', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), caCertPem: readFileSync(pki.caCert, 'utf8'), caKeyPem: readFileSync(pki.caKey, 'utf8'), site: true });
+  const bundleOf = (key: { certPem: string; keyPem: string }, file: string) => {
+    const payload = Buffer.from(JSON.stringify({ apiVersion: 'mosctl/v1', kind: 'SiteBundle', site: 'alpha', version: 4, created: new Date().toISOString(), caCertificates: [], env: { SITE: 'alpha' } }));
+    writeFileSync(join(dir, file), JSON.stringify(signEnvelope('application/vnd.mosctl.site-bundle.v1+json', payload, [key])));
+    return join(dir, file);
+  };
+  const withSite = join(dir, 'site.iso');
+  const rs = await mkboot({ live: `${repo}:live-1`, ca: pki.caCert, kernel: k.vmlinuz, initrd: join(dir, 'initrd.img'), siteBundle: bundleOf(siteKey, 'alpha.json'), out: withSite });
+  t.same(rs.siteBundle, { site: 'alpha', version: 4 });
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', withSite, '-extract', '/site-bundle.json', join(dir, 'extracted.json')], { stdio: 'ignore' });
+  t.equal(readFileSync(join(dir, 'extracted.json'), 'utf8'), readFileSync(join(dir, 'alpha.json'), 'utf8'), 'the medium carries the bundle as site-bundle.json');
+
+  // Refusals, nothing written: a foreign CA, a live manifest without livecd, no kernel, a foreign site bundle.
+  const foreignSite = await issueLeaf({ name: 'CN=site x', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), ...(await (async () => { const o = await mintPki(t, { keySalt: 'site-foreign', caCn: 'other site CA' }); return { caCertPem: readFileSync(o.caCert, 'utf8'), caKeyPem: readFileSync(o.caKey, 'utf8') }; })()), site: true });
+  await t.rejects(mkboot({ live: `${repo}:live-1`, ca: pki.caCert, kernel: k.vmlinuz, initrd: join(dir, 'initrd.img'), siteBundle: bundleOf(foreignSite, 'foreign-site.json'), out: join(dir, 'bad-site.iso') }), { code: 'TRUST_SIGNATURE_INVALID', message: /no signature verifies as a site bundle/ });
+  t.notOk(existsSync(join(dir, 'bad-site.iso')), 'no ISO for a bundle the CA did not vouch for');
   const other = await mintPki(t, { keySalt: 'foreign', caCn: 'foreign CA' });
   const bad = join(dir, 'bad.iso');
   await t.rejects(mkboot({ live: `${repo}:live-1`, ca: other.caCert, kernel: k.vmlinuz, initrd: join(dir, 'initrd.img'), out: bad }), { code: /^TRUST_/ }, 'a manifest the CA did not sign');
