@@ -208,7 +208,8 @@ async function build(log: (s: string) => void): Promise<VmSystem> {
   const key = (
     await contentKey([
       FIXTURE_VERSION, base.key, kernel.kver, VMTEST, VMTEST_UNIT, yaml('', '1.0'),
-      { file: join(bundle, 'mosctl.mjs') }, { file: join(bundle, 'mosctl.cjs') }, { file: join(bundle, 'mosctl.cjs.cache') }, { file: '/usr/bin/node' },
+      { file: join(bundle, 'mosctl.mjs') }, { file: join(bundle, 'mosctl.cjs') }, { file: join(bundle, 'mosctl.cjs.cache') },
+      { file: join(bundle, 'downloader.cjs') }, { file: join(bundle, 'downloader.cjs.cache') }, { file: '/usr/bin/node' },
       ...dracutFiles.flatMap((f) => [f, { file: join(dracut, f) }]),
       { file: join(top, 'manifests', 'build-images.sh') },
       ...['initrd.ts', 'kernel-modules.ts', 'cpio.ts'].map((f) => ({ file: join(top, 'src', 'build', f) })),

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_STUB, buildUki, createBootkit, createKeyset, createProject, mkboot, publish, projectPaths } from '../../src/build/index.js';
+import { DEFAULT_STUB, buildUki, createBootkit, createKeyset, createProject, createSiteBundle, mkboot, publish, projectPaths } from '../../src/build/index.js';
 import { needs } from '../support/env.js';
 import { OVMF_VARS, runVm, VM_PROGRAMS, type VmOptions, type VmRun } from '../support/vm.js';
 import { PRODUCT, vmSystem, yaml, type VmSystem } from '../support/vm-system.js';
@@ -75,8 +75,14 @@ t.test('live ISO → install --partition (after a crash) → the disk boots on i
   const liveUki = join(dir, 'live.efi');
   await buildUki({ kernel: sys.kernel.vmlinuz, initrd: sys.initrd, cmdline: `root=soci:name=live-1.0,dev=LABEL=OCI-BOOT ${QUIET} mos.install=1.0 mos.install.disk=/dev/vda mos.install.after=stay`, out: liveUki });
   const iso = join(dir, 'install.iso');
-  const m = await mkboot({ live, install: [bk.release], ca: sys.ca, uki: liveUki, out: iso });
+  // The medium also carries a site bundle: the live system takes it, and the installer puts it on the ESP.
+  const siteXdg = join(dir, 'xdg-bootkit');
+  await createProject({ keyset: 'vm', project: 'site', dataHome: siteXdg, site: true });
+  const siteBundle = join(dir, 'site-bundle.json');
+  await createSiteBundle({ project: 'vm:site', version: 2, site: 'installsite', env: ['SITE=installsite'], out: siteBundle, dataHome: siteXdg });
+  const m = await mkboot({ live, install: [bk.release], ca: sys.ca, uki: liveUki, siteBundle, out: iso });
   t.equal(m.machineUki, false, 'the medium carries no machine UKI');
+  t.same(m.siteBundle, { site: 'installsite', version: 2 });
   t.comment(`mkboot: ISO ${(m.bytes / 2 ** 20).toFixed(1)} MiB in ${m.seconds.toFixed(1)} s`);
   const disk = await sparse(join(dir, 'disk.img'), '3G');
   const small = await sparse(join(dir, 'small.img'), '200M');
@@ -125,6 +131,7 @@ for d in vdb vdc; do sfdisk -d /dev/$d > /dev/null 2>&1 && echo "$d: has a parti
   const c = inst.console;
   t.match(c, /mosctl-boot: mounted livecd \(sha256:[0-9a-f]{64}\) writable at \/newroot \(layers through dm-verity: 2\)/, 'the live root was verified and mounted from the medium', { diag: explain(inst, out) });
   t.match(c, /installed [0-9a-f-]+ \(manifest [0-9a-f]{12}, signed by [^)]+\) as generation 1/, 'the installer installed the release', { diag: explain(inst, out) });
+  t.match(c, /mosctl-boot: site bundle installsite version 2: [^\n]*written into the new root/, "the live system took the medium's site bundle", { diag: explain(inst, out) });
   t.match(c, /disk \/dev\/vda.*: esp \/dev\/vda1 128 MiB, machine-config \/dev\/vda2 64 MiB, machine-store \/dev\/vda3 \d+ MiB, machine-scratch \/dev\/vda4 \d+ MiB/, 'onto mos\'s four partitions');
   t.match(c, /UKI on the ESP: EFI\/BOOT\/BOOTX64\.EFI, EFI\/mosctl\/mosctl\.efi; boot entry mosctl; from the bootkit target 1\.0\.0 \(/, "the bootkit target's UKI is on the ESP and registered with efibootmgr");
   t.match(c, /mosctl-install: DONE/, 'the installer finished');
@@ -148,6 +155,7 @@ for d in vdb vdc; do sfdisk -d /dev/$d > /dev/null 2>&1 && echo "$d: has a parti
   t.match(boot.console, /BdsDxe: starting Boot\d+ "mosctl"/, 'the firmware started the mosctl boot entry', { diag: explain(boot, out2) });
   t.match(boot.console, `mosctl-boot: mounted hostfs (${sys.hostfs['1.0'].digest}) of generation 1 writable at /newroot (layers through dm-verity: 2)`, 'the initrd in the UKI assembled the installed hostfs through dm-verity', { diag: explain(boot, out2) });
   t.match(boot.console, /VMTEST-BOOTED hostfs=1.0 boot=active/, 'systemd runs it and mosctl boot succeeded', { diag: explain(boot, out2) });
+  t.match(boot.console, /mosctl-boot: site bundle installsite version 2: [^\n]*written into the new root/, "the installed machine took the bundle the installer put on its ESP", { diag: explain(boot, out2) });
   t.match(out2, /generation 2/, 'the installed machine updated to 1.1', { diag: out2 });
 
   const again = await runVm(t, { uefi: { vars }, memMiB: 1024, disks: [{ file: disk, bootIndex: 1 }], timeoutMs: 400_000, until: /VMTEST-BOOTED|mosctl-boot: FAILED|Kernel panic/ });
