@@ -81,10 +81,10 @@ t.test('resolvePlatform: first match, unknown media types skipped, clear error',
   t.throws(() => resolvePlatform(index.manifests, { os: 'windows', architecture: 'amd64' }, 'idx'), { code: 'OCI_MANIFEST_UNKNOWN', subject: 'idx', message: /windows\/amd64.*linux\/arm\/v6, linux\/arm\/v7, linux\/amd64\)/ });
 });
 
-t.test('auth files are searched like the container tools: REGISTRY_AUTH_FILE alone, else XDG runtime, XDG config, docker', async (t) => {
+t.test("auth files are searched like the container tools: REGISTRY_AUTH_FILE alone, else XDG runtime, XDG config, docker, then the site bundle's", async (t) => {
   t.strictSame(defaultAuthFiles({ REGISTRY_AUTH_FILE: '/a.json', XDG_RUNTIME_DIR: '/run/user/0', HOME: '/root' }), ['/a.json']);
-  t.strictSame(defaultAuthFiles({ XDG_RUNTIME_DIR: '/run/user/0', HOME: '/root' }), ['/run/user/0/containers/auth.json', '/root/.config/containers/auth.json', '/root/.docker/config.json']);
-  t.strictSame(defaultAuthFiles({ XDG_CONFIG_HOME: '/cfg', HOME: '/h' }), ['/cfg/containers/auth.json', '/h/.docker/config.json']);
+  t.strictSame(defaultAuthFiles({ XDG_RUNTIME_DIR: '/run/user/0', HOME: '/root' }), ['/run/user/0/containers/auth.json', '/root/.config/containers/auth.json', '/root/.docker/config.json', '/etc/mosctl/site/auth.json']);
+  t.strictSame(defaultAuthFiles({ XDG_CONFIG_HOME: '/cfg', HOME: '/h' }), ['/cfg/containers/auth.json', '/h/.docker/config.json', '/etc/mosctl/site/auth.json']);
   const dir = t.testdir({
     'runtime.json': JSON.stringify({ auths: { 'reg.io': { auth: Buffer.from('skopeo:pw1').toString('base64') } } }),
     'docker.json': JSON.stringify({ auths: { 'reg.io': { auth: Buffer.from('docker:pw2').toString('base64') }, 'other.io': { username: 'o', password: 'p' } } }),
