@@ -6,7 +6,8 @@
 // on a second disk (ext4, found by its label) installs itself in the initrd and boots the installed
 // system in the same boot; a bundle of another site put on its ESP afterwards is ignored and logged.
 // With nothing to install from, the initrd waits in a maintenance state that says what it waits for.
-// Before any boot, the initrd's shell helpers read what the real `mosctl bundle inject` prints.
+// Before any boot, the initrd's shell helpers read what the real `mosctl bundle inject` prints. To keep the
+// suite short, boots that only check what the initrd decided stop at its hand-over (switch_root).
 import { t, type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -26,6 +27,8 @@ t.setTimeout(45 * 60_000);
 
 /** The provisioning medium of the VM system (sys.usb): ext4 labelled MOS-USB, release 1.1 at /rel. */
 const PROVISION_LABEL = 'MOS-USB';
+/** The initrd's last site step before switch_root: boots that only check the initrd's decision stop here. */
+const WRITTEN = /mosctl-boot: site bundle \S+ version \d+: [^\n]*written into the new root[^\n]*\n|mosctl-boot: FAILED[^\n]*\n|Kernel panic/;
 /** How long the maintenance boot waits before it gives up (mos.provision.timeout). */
 const MAINTENANCE_BOUND = 12;
 
@@ -199,13 +202,17 @@ t.test("one generic OS disk: site alpha's bundle on the ESP gives alpha's settin
     await putOnEsp(d, ESP_BUNDLE, bundle);
     return d;
   };
-  for (const [site, other, bundle] of [[s.alpha, s.beta, s.bundles.alpha], [s.beta, s.alpha, s.bundles.beta]] as const) {
+  // Suite time: alpha's copy is followed to the initrd's hand-over (its settings in a booted host are checked
+  // after commissioning below); beta's boots all the way and is checked in the running host.
+  for (const [site, other, bundle, full] of [[s.alpha, s.beta, s.bundles.alpha, false], [s.beta, s.alpha, s.bundles.beta, true]] as const) {
     const disk = await withBundle(site.name, bundle);
-    const { run, out } = await boot(t, sys, `generic-${site.name}`, { disks: [{ file: disk.file }] });
+    const { run, out } = await boot(t, sys, `generic-${site.name}`, { disks: [{ file: disk.file }], ...(full ? {} : { until: WRITTEN }) });
     const diag = explain(run, out);
     t.match(run.console, `mosctl-boot: mounted hostfs (${sys.hostfs['1.0'].digest}) of generation 1 `, `${site.name}: the generic OS (release 1.0) was assembled`, { diag });
     t.match(run.console, new RegExp(`mosctl-boot: site bundle ${site.name} version 1: .*written into the new root`), `${site.name}: the initrd says it wrote the site files`, { diag });
     t.notMatch(run.console, /commissioning/, `${site.name}: an installed machine is not commissioned again`);
+    t.notMatch(run.console, new RegExp(`site bundle ${other.name}`), `${site.name}: nothing of ${other.name}`);
+    if (!full) continue;
     t.match(run.console, /VMTEST-BOOTED hostfs=1\.0 boot=active/, `${site.name}: systemd came up`, { diag });
     t.match(run.console, /VMTEST-RC=0/, `${site.name}: the guest script ran`, { diag });
     await checkSite(t, out, site, other, diag);
@@ -232,15 +239,15 @@ t.test('an uninstalled disk commissions itself from the medium its bundle names;
 
   // Commissioned. Beta's bundle (a higher version) on the ESP, the provisioning disk gone: ignored.
   await putOnEsp(disk, ESP_BUNDLE, s.bundles.betaLate);
-  const second = await boot(t, sys, 'after', { disks: [{ file: disk.file }] });
+  // Followed to the hand-over: what the initrd decides is the point (the booted host was checked above).
+  const second = await boot(t, sys, 'after', { disks: [{ file: disk.file }], until: WRITTEN });
   const c2 = second.run.console;
   const diag2 = explain(second.run, second.out);
   t.match(c2, /mosctl-boot: ignored \/boot\/efi\/EFI\/mosctl\/site-bundle\.json: machine already commissioned with site alpha version 1/, "beta's bundle is ignored and the console says why", { diag: diag2 });
   t.notMatch(c2, /commissioning/, 'nothing is installed again');
   t.match(c2, `mosctl-boot: mounted hostfs (${sys.hostfs['1.1'].digest}) of generation 1 `, 'the installed system boots', { diag: diag2 });
   t.match(c2, /mosctl-boot: site bundle alpha version 1: .*written into the new root/, "alpha's recorded bundle is the one written", { diag: diag2 });
-  t.match(c2, /VMTEST-BOOTED hostfs=1\.1/, 'systemd came up', { diag: diag2 });
-  await checkSite(t, second.out, s.alpha, s.beta, diag2);
+  t.notMatch(c2, /site bundle beta/, "beta's is not");
 });
 
 t.test('maintenance: nothing installed and nothing to install from; the console says what it waits for, until the bound', { skip }, async (t) => {
