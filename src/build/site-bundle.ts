@@ -2,7 +2,7 @@ import { MosError, parseReference, sha256Hex, type Logger, type RegistryAccess }
 import { readFileLimited, writeFileAtomic } from '../host/index.js';
 import { openReference } from '../oci/index.js';
 import {
-  SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, checkAuth, checkEnvEntry, checkProvision, parseSiteBundle, parseTrustSet, pushBundle,
+  SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, bundleLocation, checkAuth, checkEnvEntry, checkProvision, parseSiteBundle, parseTrustSet, pushBundle,
 } from '../protocol/index.js';
 import {
   MAX_ENVELOPE_BYTES, MAX_PEM_BYTES, parseCaBundle, parseEnvelope, signEnvelope, verifyEnvelopeSignatures, type SignerInfo, type TrustAnchors,
@@ -96,7 +96,7 @@ function signChecked(payloadType: string, payload: Uint8Array, signers: { keyPem
 
 /** Writes envelope bytes to OUT: a file, or an OCI artifact in a layout or registry. */
 async function writeOut(out: string, bytes: Uint8Array, access: RegistryAccess, log: Logger | undefined): Promise<void> {
-  if (out.startsWith('oci:') || (!out.startsWith('/') && !out.startsWith('.') && !out.endsWith('.json') && out.includes(':'))) {
+  if (bundleLocation(out) === 'reference') {
     parseReference(out);
     const opened = await openReference(out, { ...access, create: true, ...(log ? { log } : {}) });
     if (opened.reference === undefined || opened.reference.startsWith('sha256:')) {

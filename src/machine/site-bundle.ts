@@ -5,10 +5,10 @@ import { ensureDir, exists, readFileLimited, refuseOutwardSymlinks, writeFileAto
 import { lockConfig } from '../config/index.js';
 import { httpGet, openReference } from '../oci/index.js';
 import {
-  SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, fetchBundle, parseSiteBundle, parseTrustSet, type ProvisionSource, type SiteBundle,
+  SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, bundleLocation, fetchBundle, parseSiteBundle, parseTrustSet, type ProvisionSource, type SiteBundle, type SiteTrustSet,
 } from '../protocol/index.js';
 import {
-  MAX_ENVELOPE_BYTES, parseCaBundle, parseEnvelope, verifyEnvelopeSignatures, type SignerInfo, type TrustAnchors,
+  MAX_ENVELOPE_BYTES, parseCaBundle, parseEnvelope, verifyEnvelopeSignatures, type ParsedEnvelope, type SignerInfo, type TrustAnchors,
 } from '../trust/index.js';
 import { SITE_DIR, SITE_FILES, sitePaths, siteFilesUnder, systemPaths } from './paths.js';
 import { readStateFile } from './state-file.js';
@@ -69,11 +69,6 @@ export async function readSiteState(root: string): Promise<SiteState | undefined
   });
 }
 
-/** True for a bundle named by an http(s) URL (the kernel command line's `mos.bundle=`). */
-export function isUrlSource(source: string): boolean {
-  return /^https?:\/\//.test(source);
-}
-
 /**
  * Expands `${uuid}`, `${serial}` and `${mac}` in a command-line bundle URL (README "Commissioning"): the
  * SMBIOS product UUID and serial (`/sys/class/dmi/id/product_uuid`, `product_serial`), and the MAC of the
@@ -106,9 +101,9 @@ export async function expandMachineVars(text: string, sysfs = '/sys'): Promise<s
 
 /** Reads a bundle SOURCE: a file (the envelope JSON), an http(s) URL, `oci:DIR:TAG`, or a registry reference. */
 export async function readBundleSource(source: string, access: RegistryAccess = {}, log?: Logger): Promise<Uint8Array> {
-  if (isUrlSource(source)) return httpGet(source, { maxBytes: MAX_ENVELOPE_BYTES, deadlineMs: 30_000 });
-  const looksLikeFile = source.startsWith('/') || source.startsWith('./') || source.startsWith('../') || source.endsWith('.json');
-  if (looksLikeFile && !source.startsWith('oci:')) return readFileLimited(source, MAX_ENVELOPE_BYTES);
+  const where = bundleLocation(source);
+  if (where === 'url') return httpGet(source, { maxBytes: MAX_ENVELOPE_BYTES, deadlineMs: 30_000 });
+  if (where === 'file') return readFileLimited(source, MAX_ENVELOPE_BYTES);
   parseReference(source); // OCI_REFERENCE_INVALID names a malformed one
   const opened = await openReference(source, { ...access, ...(log ? { log } : {}) });
   if (opened.reference === undefined) throw new MosError({ code: 'USAGE', subject: source, message: 'names no tag or digest', hint: 'e.g. oci:/media/site:bundle' });
@@ -120,21 +115,36 @@ async function recordedChain(root: string, ca: TrustAnchors, state: SiteState | 
   const chain: TrustChain = { sets: [{ version: 0, anchors: ca }] };
   for (const r of state?.rotations ?? []) {
     const file = join(sitePaths(root).trust, `${r.version}.json`);
-    const bytes = await readFileLimited(file, MAX_ENVELOPE_BYTES);
-    if (sha256Hex(bytes) !== r.digest) throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'does not hash to the digest state.json records' });
-    acceptRotation(chain, bytes, new Date(r.acceptedAt), file);
+    acceptRotation(chain, parseRotation(await readRecorded(file, r.digest), file), new Date(r.acceptedAt), file);
   }
   return chain;
 }
 
-/**
- * Checks one rotation envelope against the chain and appends its set: version must be the next one,
- * and the envelope must carry a signature that verifies under the current set and one that verifies
- * under the new set (TUF's root rotation: the outgoing and the incoming keys both agree).
- */
-function acceptRotation(chain: TrustChain, bytes: Uint8Array, at: Date, subject: string): void {
+/** A file under `config/site/` that state.json names by digest; CONFIG_CORRUPT when it no longer hashes to it. */
+async function readRecorded(file: string, digest: string): Promise<Uint8Array> {
+  const bytes = await readFileLimited(file, MAX_ENVELOPE_BYTES);
+  if (sha256Hex(bytes) !== digest) throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'does not hash to the digest state.json records' });
+  return bytes;
+}
+
+/** A rotation envelope and the trust set it carries, parsed (not yet verified). */
+interface Rotation {
+  readonly bytes: Uint8Array;
+  readonly parsed: ParsedEnvelope;
+  readonly set: SiteTrustSet;
+}
+
+function parseRotation(bytes: Uint8Array, subject: string): Rotation {
   const parsed = parseEnvelope(bytes, subject, SITE_TRUST_PAYLOAD_TYPE);
-  const set = parseTrustSet(parsed.payload, subject);
+  return { bytes, parsed, set: parseTrustSet(parsed.payload, subject) };
+}
+
+/**
+ * Checks one rotation against the chain and appends its set: version must be the next one, and the
+ * envelope must carry a signature that verifies under the current set and one that verifies under the
+ * new set (TUF's root rotation: the outgoing and the incoming keys both agree).
+ */
+function acceptRotation(chain: TrustChain, { parsed, set }: Rotation, at: Date, subject: string): void {
   const current = chain.sets[chain.sets.length - 1]!;
   if (set.version !== current.version + 1) {
     throw new MosError({
@@ -201,11 +211,11 @@ export async function verifySiteBundleBytes(opts: {
   const unverified = parseSiteBundle(parsed.payload, opts.subject);
   const newRotations: VerifiedBundle['newRotations'][number][] = [];
   for (const [i, text] of unverified.trust.entries()) {
-    const bytes = new TextEncoder().encode(text);
-    const peek = parseTrustSet(parseEnvelope(bytes, `${opts.subject}: trust[${i}]`, SITE_TRUST_PAYLOAD_TYPE).payload, `${opts.subject}: trust[${i}]`);
-    if (peek.version <= chain.sets[chain.sets.length - 1]!.version) continue; // already recorded
-    acceptRotation(chain, bytes, opts.at, `${opts.subject}: trust[${i}]`);
-    newRotations.push({ version: peek.version, bytes, digest: sha256Hex(bytes) });
+    const subject = `${opts.subject}: trust[${i}]`;
+    const rotation = parseRotation(new TextEncoder().encode(text), subject);
+    if (rotation.set.version <= chain.sets[chain.sets.length - 1]!.version) continue; // already recorded
+    acceptRotation(chain, rotation, opts.at, subject);
+    newRotations.push({ version: rotation.set.version, bytes: rotation.bytes, digest: sha256Hex(rotation.bytes) });
   }
   const failures: string[] = [];
   for (const set of anchorsAt(chain, opts.at)) {
@@ -315,13 +325,12 @@ async function record(root: string, v: VerifiedBundle, bytes: Uint8Array, source
 }
 
 /** The recorded bundle, re-verified at the time it was accepted (a site certificate's expiry never stops a boot). */
-async function loadRecorded(opts: SiteBundleOptions, state: SiteState): Promise<{ v: VerifiedBundle; bytes: Uint8Array }> {
+async function loadRecorded(opts: SiteBundleOptions, state: SiteState): Promise<VerifiedBundle> {
   const file = join(sitePaths(opts.root).bundles, `${state.digest}.json`);
-  const bytes = await readFileLimited(file, MAX_ENVELOPE_BYTES);
-  if (sha256Hex(bytes) !== state.digest) throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'does not hash to the digest state.json records' });
+  const bytes = await readRecorded(file, state.digest);
   const v = await verifySiteBundleBytes({ root: opts.root, ...(opts.capath !== undefined ? { capath: opts.capath } : {}), bytes, subject: file, at: new Date(state.acceptedAt), state });
   if (v.bundle.version !== state.version || v.bundle.site !== state.site) throw new MosError({ code: 'CONFIG_CORRUPT', subject: file, message: 'is not the bundle state.json records' });
-  return { v, bytes };
+  return v;
 }
 
 function envFile(env: Readonly<Record<string, string>>): string {
@@ -418,12 +427,12 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
   let current: VerifiedBundle | undefined;
   let accepted = false;
   if (state) {
-    current = (await loadRecorded(opts, state)).v;
+    current = await loadRecorded(opts, state);
     for (const c of opts.candidates) {
       let reason = `machine already commissioned with site ${state.site} version ${state.version}; inputs are accepted only while uncommissioned (use mosctl bundle apply)`;
       try {
         // A URL is not even fetched: nothing from the network is taken once commissioned.
-        const bytes = isUrlSource(c) ? undefined : await readBundleSource(c, opts.access, opts.log);
+        const bytes = bundleLocation(c) === 'url' ? undefined : await readBundleSource(c, opts.access, opts.log);
         if (bytes && sha256Hex(bytes) === state.digest) continue; // the same bundle still on the medium: nothing to say
       } catch (e) {
         reason = `${reason}; and it cannot be read: ${e instanceof Error ? e.message : String(e)}`;
@@ -433,7 +442,7 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
   } else {
     for (const c of opts.candidates) {
       try {
-        const bytes = isUrlSource(c) ? await fetchWithBackoff(c, opts) : await readBundleSource(c, opts.access, opts.log);
+        const bytes = bundleLocation(c) === 'url' ? await fetchWithBackoff(c, opts) : await readBundleSource(c, opts.access, opts.log);
         const v = await verifySiteBundleBytes({ root: opts.root, ...(opts.capath !== undefined ? { capath: opts.capath } : {}), bytes, subject: c, at: now, state });
         state = await record(opts.root, v, bytes, c, now, undefined);
         current = v;
@@ -445,10 +454,10 @@ export async function injectSiteBundle(opts: SiteBundleOptions & { candidates: r
       }
     }
   }
-  if (state && ignored.some((i) => !state!.ignored.some((o) => o.source === i.source && o.reason === i.reason))) {
+  // The same input met again (every boot, while it stays on the ESP) is logged once.
+  const fresh = state ? ignored.filter((i) => !state!.ignored.some((o) => o.source === i.source && o.reason === i.reason)) : [];
+  if (state && fresh.length) {
     const at = now.toISOString();
-    // The same input met again (every boot, while it stays on the ESP) is logged once.
-    const fresh = ignored.filter((i) => !state!.ignored.some((o) => o.source === i.source && o.reason === i.reason));
     const next: SiteState = { ...state, ignored: [...state.ignored, ...fresh.map((i) => ({ at, ...i }))].slice(-MAX_IGNORED) };
     await writeFileAtomic(sitePaths(opts.root).state, `${JSON.stringify(next, null, 2)}\n`);
   }
@@ -489,6 +498,5 @@ async function fetchWithBackoff(template: string, opts: SiteBundleOptions & { ne
 export async function siteBundleStatus(opts: SiteBundleOptions): Promise<{ commissioned: boolean; bundle: SiteBundleReport | null; state: SiteState | null }> {
   const state = await readSiteState(opts.root);
   if (!state) return { commissioned: false, bundle: null, state: null };
-  const { v } = await loadRecorded(opts, state);
-  return { commissioned: true, bundle: report(v), state };
+  return { commissioned: true, bundle: report(await loadRecorded(opts, state)), state };
 }

@@ -5,6 +5,6 @@ export { readInstallArtifact, type InstallArtifact, type ReferrerPayload } from 
 export { BOOTKIT_TARGET, BOOTKIT_TAG, BOOTKIT_VERSION, BOOTKIT_UKI_PATH } from './bootkit.js';
 export {
   SITE_BUNDLE_ARTIFACT_TYPE, SITE_BUNDLE_PAYLOAD_TYPE, SITE_TRUST_PAYLOAD_TYPE, SITE_NAME,
-  parseSiteBundle, parseTrustSet, checkEnvEntry, checkProvision, checkAuth, bundleArtifact, pushBundle, fetchBundle,
+  parseSiteBundle, parseTrustSet, bundleLocation, checkEnvEntry, checkProvision, checkAuth, bundleArtifact, pushBundle, fetchBundle,
   type SiteBundle, type SiteTrustSet, type ProvisionSource,
 } from './site-bundle.js';

@@ -18,6 +18,16 @@ const MAX_ENV = 256;
 const MAX_CAS = 64;
 const MAX_ROTATIONS = 16;
 
+/**
+ * What a bundle SOURCE (or mosb's OUT) names: an http(s) URL; an OCI reference (`oci:DIR:TAG`, or
+ * `host[:port]/name:tag` — it has a colon and is not a path); else a file holding the envelope JSON.
+ */
+export function bundleLocation(text: string): 'url' | 'reference' | 'file' {
+  if (/^https?:\/\//.test(text)) return 'url';
+  if (text.startsWith('oci:')) return 'reference';
+  return !text.startsWith('/') && !text.startsWith('.') && !text.endsWith('.json') && text.includes(':') ? 'reference' : 'file';
+}
+
 /** Where an uninstalled machine installs itself from. */
 export interface ProvisionSource {
   /** An install SOURCE as `mosctl install` takes it (`oci:/rel:1.0` is taken relative to `device`). */
