@@ -27,6 +27,11 @@ export interface ProjectPaths {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MINUTE = 60_000;
 const YEAR = 365 * 24 * 60 * MINUTE;
+
+/** Validity of a certificate mosb issues at `now`: from 5 minutes before (clock skew between build host and machines) for `years`. */
+export function validityFrom(now: Date, years: number): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now.getTime() - 5 * MINUTE), notAfter: new Date(now.getTime() + years * YEAR) };
+}
 /** Validity of keyset CAs and project certificates (mos's are long-lived build-host keys). */
 export const CA_VALIDITY_YEARS = 20;
 export const PROJECT_VALIDITY_YEARS = 10;
@@ -88,8 +93,7 @@ export async function createKeyset(opts: { name: string; dataHome?: string; now?
   const now = opts.now ?? new Date();
   const ca = await issueCa({
     name: `O=mosctl keyset ${opts.name}, CN=${opts.name} manifest CA`,
-    notBefore: new Date(now.getTime() - 5 * MINUTE), // tolerate small clock skew between build host and machines
-    notAfter: new Date(now.getTime() + CA_VALIDITY_YEARS * YEAR),
+    ...validityFrom(now, CA_VALIDITY_YEARS),
   });
   await publishDir(paths.dir, `keyset "${opts.name}"`, async (tmp) => {
     await mkdir(join(tmp, 'manifest-ca'), { mode: 0o755 });
@@ -129,8 +133,7 @@ export async function createProject(opts: { keyset: string; project: string; dat
   try {
     leaf = await issueLeaf({
       name: `O=mosctl keyset ${opts.keyset}, CN=${opts.project}`,
-      notBefore: new Date(now.getTime() - 5 * MINUTE),
-      notAfter: new Date(now.getTime() + PROJECT_VALIDITY_YEARS * YEAR),
+      ...validityFrom(now, PROJECT_VALIDITY_YEARS),
       caCertPem,
       caKeyPem,
       ...(opts.site ? { site: true } : {}),
@@ -184,8 +187,7 @@ export async function rotateKeyset(opts: { from: string; to: string; dataHome?: 
     subjectCaPem: newCert,
     issuerCertPem: oldCert,
     issuerKeyPem: oldKey,
-    notBefore: new Date(now.getTime() - 5 * MINUTE),
-    notAfter: new Date(now.getTime() + CA_VALIDITY_YEARS * YEAR),
+    ...validityFrom(now, CA_VALIDITY_YEARS),
   });
   await writeFileAtomic(newKs.crossCert, cross, { mode: 0o644 });
   return { crossCert: newKs.crossCert, issuer: opts.from, subject: opts.to };
@@ -198,7 +200,7 @@ async function refuseExisting(dir: string, what: string): Promise<void> {
 }
 
 // Fills a temp dir beside `dir`, then renames it into place: a crash leaves a stray temp dir, never half a keyset.
-async function publishDir(dir: string, what: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+export async function publishDir(dir: string, what: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const parent = join(dir, '..');
   const tmp = join(parent, `.tmp-${randomBytes(6).toString('hex')}`);
   try {

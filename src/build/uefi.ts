@@ -5,12 +5,12 @@
 // here). The firmware then runs in user mode with Secure Boot on: it starts only EFI executables signed
 // by the `db` key (sbsign; `mosb uki build --sign-key`).
 import { X509Certificate, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MosError, describeSystemError } from '../base/index.js';
 import { exists, readFileLimited, writeFileAtomic } from '../host/index.js';
 import { MAX_PEM_BYTES, issueUefiCert } from '../trust/index.js';
-import { keysetPaths } from './keyset.js';
+import { keysetPaths, publishDir, validityFrom } from './keyset.js';
 
 export const UEFI_KEYS = ['pk', 'kek', 'db'] as const;
 export type UefiKeyName = (typeof UEFI_KEYS)[number];
@@ -19,8 +19,6 @@ export type UefiKeyName = (typeof UEFI_KEYS)[number];
 export const DEFAULT_OVMF_VARS_TEMPLATE = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 const UEFI_VALIDITY_YEARS = 10;
-const MINUTE = 60_000;
-const YEAR = 365 * 24 * 60 * MINUTE;
 
 export interface UefiKeyPaths {
   readonly dir: string;
@@ -63,21 +61,14 @@ export async function createUefiKeys(opts: { keyset: string; dataHome?: string; 
     if (await exists(p.dir)) continue;
     const built = await issueUefiCert({
       name: `O=mosctl keyset ${opts.keyset}, CN=${opts.keyset} UEFI ${k === 'db' ? 'db' : k.toUpperCase()}`,
-      notBefore: new Date(now.getTime() - 5 * MINUTE),
-      notAfter: new Date(now.getTime() + UEFI_VALIDITY_YEARS * YEAR),
+      ...validityFrom(now, UEFI_VALIDITY_YEARS),
       codeSigning: k === 'db',
     });
-    const tmp = `${p.dir}.tmp-${process.pid}`;
-    try {
-      await mkdir(tmp, { recursive: true, mode: 0o700 });
+    await publishDir(p.dir, `UEFI ${k} key`, async (tmp) => {
       await writeFileAtomic(join(tmp, 'cert.pem'), built.certPem, { mode: 0o644 });
       await writeFileAtomic(join(tmp, 'privkey.pem'), built.keyPem, { mode: 0o600 });
       await writeFileAtomic(join(tmp, 'guid'), `${randomUUID()}\n`, { mode: 0o644 });
-      await rename(tmp, p.dir);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true }).catch(() => {});
-      throw new MosError({ code: 'HOST_IO', subject: p.dir, message: `cannot create the UEFI ${k} key: ${describeSystemError(e)}`, cause: e });
-    }
+    });
     created.push(k);
   }
   return { keys, created };
