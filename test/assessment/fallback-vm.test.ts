@@ -1,6 +1,7 @@
-// In test/assessment/, not test/vm/, on purpose: tap starts test files in name order, two at a time, and
-// this, the longest VM test, must start alongside the host tests rather than after them (it also builds
-// the shared VM system first, which the other VM tests then find in the cache).
+// tap starts test files in name order, two at a time: this, the longest VM test, and the other guest
+// boots (test/boot/) sort before the host tests, so the long files start first and the many short host
+// files fill both jobs at the end (this one also builds the shared VM system, which the others then find
+// in the cache or wait for).
 // Boot assessment in real boots (QEMU, TCG, QEMU's i6300esb watchdog). One machine disk goes through:
 //   1. an update to 1.1 (3 tries) and power cuts (QEMU killed) at each stage of its trial: before the
 //      initrd's decrement (nothing counted), right after it (try 1 counted), during the assessment (try 2,

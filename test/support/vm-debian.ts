@@ -28,7 +28,7 @@ export interface DebianBaseOptions {
 }
 
 // Bump when the recipe changes in a way the inputs below do not show (e.g. a new build step).
-const RECIPE_VERSION = 'debian-base/3';
+const RECIPE_VERSION = 'debian-base/4';
 const SUITE = 'bookworm';
 const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
 const SOURCES_FILE = '/etc/apt/sources.list.d/debian.sources';
@@ -82,6 +82,11 @@ const MASKED_UNITS = [
   'fstrim.timer',
   'systemd-networkd-wait-online.service',
   'lxc-net.service',
+  // lxc's autostart: mosctl starts its own containers, and without lxc-net's bridge the unit's
+  // wait_for_bridge sleeps 30 s, holding back multi-user.target (and so mos-assess) on every boot.
+  'lxc.service',
+  // A one-shot ext4 snapshot check: seconds of a TCG guest's only CPU while mosctl boot runs.
+  'e2scrub_reap.service',
 ] as const;
 
 const DEFAULT_TARGET = '/lib/systemd/system/multi-user.target';
