@@ -25,13 +25,20 @@ for (const cli of ['mosctl', 'mosb'] as const) {
     writeFileSync(script, comp.stdout);
     t.equal(spawnSync('bash', ['-n', script]).status, 0, 'the bash script parses');
     // The command tree, from --help of each level (what commander knows).
+    // Each level's --help once: both the command list and the flags come from it.
+    const helps = new Map<string, Promise<{ stdout: string }>>();
+    const help = (path: string[]) => {
+      const key = path.join(' ');
+      if (!helps.has(key)) helps.set(key, runCli(cli, [...path, '--help']));
+      return helps.get(key)!;
+    };
     const commands = async (path: string[]): Promise<string[]> => {
-      const h = await runCli(cli, [...path, '--help']);
+      const h = await help(path);
       const block = h.stdout.split(/^Commands:$/m)[1] ?? '';
       return [...block.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
     };
     const flags = async (path: string[]): Promise<string[]> => {
-      const h = await runCli(cli, [...path, '--help']);
+      const h = await help(path);
       const block = (h.stdout.split(/^Options:$/m)[1] ?? '').split(/^Commands:$/m)[0]!;
       return [...block.matchAll(/^ {2}(?:-\w, )?(--[a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
     };
