@@ -1,4 +1,4 @@
-// The installer's boot step on the host (the whole `install --partition` runs in the VM, test/boot/install):
+// The installer's boot step on the host (the whole `install --partition` runs in the VM, test/boot/cd-install):
 // a release published with the keyset's bootkit is installed into a root, and writeEsp puts the bootkit
 // target's UKI on an ESP directory, read through a verified atomfs mount of the new store and unmounted
 // again; --uki overrides it; a release without a bootkit leaves the ESP empty; a bootkit image without

@@ -1,6 +1,6 @@
 // The rules of `mosctl install --partition` that need no disk: which disk is chosen (from a sysfs tree
 // laid out as the kernel does), how a disk is divided, and that the sfdisk script is what real sfdisk
-// writes as mos's GPT layout. The whole install onto a real disk runs in the VM (test/boot/install).
+// writes as mos's GPT layout. The whole install onto a real disk runs in the VM (test/boot/cd-install).
 import { t } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
