@@ -166,9 +166,9 @@ t.test('health-gated commit and automatic fallback in real boots', { skip }, asy
       const u = await runCli('mosctl', ['--root', root, 'update', '--tries', '1', sys.releases.hang]);
       t.equal(u.code, 0, u.stderr);
     });
-    const hang = await boot(t, sys, disk, { until: /mosctl-boot: FAILED|Kernel panic/, heartbeat: 60, timeoutMs: 300_000 });
+    const hang = await boot(t, sys, disk, { until: /mosctl-boot: FAILED|Kernel panic/, heartbeat: 30, timeoutMs: 300_000 });
     t.notOk(hang.run.timedOut, 'the machine did not stay hung', { diag: tail(hang.run) });
-    t.match(hang.run.console, /mosctl-boot: watchdog \/dev\/watchdog armed \(60 s\)/);
+    t.match(hang.run.console, /mosctl-boot: watchdog \/dev\/watchdog armed \(30 s\)/);
     t.match(hang.run.console, /VMTEST-HANG/, 'the hanging init ran');
     const back = await boot(t, sys, disk, { until: /mosctl-boot: switch_root|mosctl-boot: FAILED/ });
     t.match(back.run.console, /generation 5 failed \(assessment: not finished in 1 boot \(it hung, crashed or lost power first\)\): fell back to generation 4 as generation 6/, 'back on the good generation', { diag: tail(back.run) });
