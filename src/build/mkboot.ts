@@ -5,7 +5,7 @@
 // against the manifest CA before anything is written (mos republishes them unverified).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MosError, silentLogger, type Logger, type OnProgress } from '../base/index.js';
 import { exec, readFileLimited, requirePrograms } from '../host/index.js';
@@ -158,7 +158,7 @@ export async function mkboot(opts: MkbootOptions): Promise<MkbootResult> {
     if (opts.machineUki !== undefined) await copyFile(opts.machineUki, machineUki);
     else if (opts.kernel !== undefined) await buildUki({ kernel: opts.kernel, initrd: opts.initrd!, cmdline: machineCmdline, out: machineUki, ...(opts.sign ? { sign: opts.sign } : {}) });
 
-    if (site) await copyFile(opts.siteBundle!, join(tree, 'site-bundle.json'));
+    if (site) await writeFile(join(tree, 'site-bundle.json'), site.bytes);
 
     step('esp', 'El Torito EFI image');
     // The ESP is appended as GPT partition 2 (EFI type) and El Torito points at that same partition: a

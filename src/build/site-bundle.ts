@@ -205,14 +205,16 @@ export async function createTrustRotation(opts: CreateTrustRotationOptions): Pro
 
 /**
  * Checks a bundle file as a machine trusting `anchors` alone (trust set 0) would: envelope, payload and a
- * site-key signature that chains to them at `now`. What `mosb mkboot --site-bundle` runs before it writes.
+ * site-key signature that chains to them at `now`. What `mosb mkboot --site-bundle` runs before it writes
+ * (the bytes it returns are the ones checked, and the ones to write).
  */
-export async function checkSiteBundleFile(file: string, anchors: TrustAnchors, now: Date): Promise<{ site: string; version: number }> {
-  const parsed = parseEnvelope(await readFileLimited(file, MAX_ENVELOPE_BYTES), file, SITE_BUNDLE_PAYLOAD_TYPE);
+export async function checkSiteBundleFile(file: string, anchors: TrustAnchors, now: Date): Promise<{ site: string; version: number; bytes: Uint8Array }> {
+  const bytes = await readFileLimited(file, MAX_ENVELOPE_BYTES);
+  const parsed = parseEnvelope(bytes, file, SITE_BUNDLE_PAYLOAD_TYPE);
   const bundle = parseSiteBundle(parsed.payload, file);
   const r = verifyEnvelopeSignatures(parsed, anchors, now, file);
   if (r.verified.length === 0) {
     throw new MosError({ code: 'TRUST_SIGNATURE_INVALID', subject: file, message: `no signature verifies as a site bundle under ${anchors.subject}: ${r.failures.join('; ')}` });
   }
-  return { site: bundle.site, version: bundle.version };
+  return { site: bundle.site, version: bundle.version, bytes };
 }

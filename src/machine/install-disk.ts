@@ -6,13 +6,13 @@
 // EFI/mosctl/mosctl.efi) and register it with efibootmgr where EFI variables are writable.
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { MosError, silentLogger, type Logger } from '../base/index.js';
-import { exec, hasProgram, readMountInfo, requirePrograms } from '../host/index.js';
+import { exec, hasProgram, readMountInfo, requirePrograms, writeFileAtomic } from '../host/index.js';
 import { install, type InstallOptions, type InstallResult } from './install.js';
 import { checkEfi, writeEsp, type WriteEspResult } from './esp.js';
 import { espBundlePath } from './paths.js';
-import { verifySiteBundle } from './site-bundle.js';
+import { readBundleSource, verifySiteBundleBytes } from './site-bundle.js';
 import { caPathFor } from './trust-policy.js';
 
 /** GPT partition type GUIDs of mos's layout (reference/mos.md). */
@@ -219,7 +219,9 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
   await mkdir(staging, { recursive: true });
   const { root: _r, ...rest } = opts;
   const dry = await install({ ...rest, root: staging, capath, dryRun: true });
-  const site = opts.siteBundle !== undefined ? await verifySiteBundle({ root: staging, capath, source: opts.siteBundle, ...(opts.now ? { now: opts.now } : {}) }) : undefined;
+  // Verified once, and the verified bytes are what goes onto the ESP (the file is not read again).
+  const siteBytes = opts.siteBundle !== undefined ? await readBundleSource(opts.siteBundle) : undefined;
+  const site = siteBytes ? (await verifySiteBundleBytes({ root: staging, capath, bytes: siteBytes, subject: opts.siteBundle!, at: opts.now ?? new Date() })).bundle : undefined;
   lap('verify');
   const { disk, reused } = await chooseDisk(opts);
   const layout = planLayout(disk.device, disk.sizeBytes, dry.bytesToFetch);
@@ -252,9 +254,9 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
       root: staging, esp: join(staging, 'boot', 'efi'), capath, log,
       ...(opts.uki !== undefined ? { uki: opts.uki } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    if (site) {
-      await mkdir(join(staging, 'boot', 'efi', 'EFI', 'mosctl'), { recursive: true });
-      await copyFile(opts.siteBundle!, espBundlePath(staging));
+    if (site && siteBytes) {
+      await mkdir(dirname(espBundlePath(staging)), { recursive: true });
+      await writeFileAtomic(espBundlePath(staging), siteBytes, { mode: 0o644 });
       log.info(`site bundle ${site.site} version ${site.version} on the ESP: the machine takes it at its first boot`);
     }
     const efiEntry = boot ? await registerBootEntry(disk.device, log) : undefined;

@@ -29,14 +29,14 @@ async function pkcs8Pem(key: Key): Promise<string> {
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
 }
 
-async function newKeys(): Promise<KeyPair> {
-  return (await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify'])) as KeyPair;
+async function newKeys(modulusLength: number = RSA_ALG.modulusLength): Promise<KeyPair> {
+  return (await webcrypto.subtle.generateKey({ ...RSA_ALG, modulusLength }, true, ['sign', 'verify'])) as KeyPair;
 }
 
 /** A self-signed CA certificate (CA:TRUE, critical) with the given key size, key usages and extensions. */
 async function selfSignedCa(opts: { name: string; notBefore: Date; notAfter: Date }, bits: 2048 | 3072, usages: number, extra: x509.Extension[] = []): Promise<BuiltCert> {
-  const alg = { ...RSA_ALG, modulusLength: bits } as const;
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as KeyPair;
+  const alg = { ...RSA_ALG, modulusLength: bits };
+  const keys = await newKeys(bits);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: opts.name,
