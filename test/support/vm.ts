@@ -186,7 +186,7 @@ export interface VmOptions {
   readonly memMiB?: number;
   /** Hard limit; QEMU is killed by its PID after it. */
   readonly timeoutMs: number;
-  /** Stop (kill QEMU) as soon as the console shows this. */
+  /** Stop (kill QEMU) as soon as the console shows this in a complete line (the line is never cut short). */
   readonly until?: RegExp;
   /** Kill that long after `until` matched instead of at once (a crash in the middle of what follows). */
   readonly untilDelayMs?: number;
@@ -259,7 +259,9 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
     partial = parts.pop()!;
     const at = Date.now() - started;
     for (const p of parts) lines.push({ atMs: at, text: p.replace(/\r$/, '') });
-    if (o.until && !matched && o.until.test(text)) {
+    // `until` is matched against whole lines only: a pattern like /FAILED/ must not stop QEMU in the
+    // middle of the line that says why.
+    if (o.until && !matched && parts.length > 0 && o.until.test(text.slice(0, text.length - partial.length))) {
       matched = true;
       if (o.untilDelayMs) setTimeout(stop, o.untilDelayMs);
       else stop();
