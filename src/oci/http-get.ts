@@ -1,4 +1,7 @@
-import type { Dispatcher } from 'undici';
+import * as http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import * as https from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { MosError } from '../base/index.js';
 import { siteCaPems } from './registry/tls.js';
 
@@ -27,32 +30,41 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Uint8A
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new MosError({ code: 'INPUT_INVALID', subject: url, message: 'only http: and https: URLs are fetched' });
   const shown = `${u.protocol}//${u.host}${u.pathname}`;
-  const { Agent, request } = await import('undici');
   const site = await siteCaPems();
-  const { rootCertificates } = await import('node:tls');
-  const dispatcher: Dispatcher = new Agent({ connect: site.length ? { ca: [...rootCertificates, ...site] } : {}, headersTimeout: opts.deadlineMs, bodyTimeout: opts.deadlineMs });
+  const ca = site.length ? [...rootCertificates, ...site] : undefined;
   const deadline = AbortSignal.timeout(opts.deadlineMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+  const get = (target: URL) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      const tls = target.protocol === 'https:';
+      const req = (tls ? https : http).get(target, { agent: false, signal, headers: { accept: 'application/json, */*' }, ...(tls && ca ? { ca } : {}) }, (res) => {
+        res.on('error', () => {}); // read below, or dropped: a reset must not become an uncaught error
+        resolve(res);
+      });
+      req.on('error', reject);
+    });
   try {
     let target = u;
     for (let hop = 0; ; hop++) {
-      const r = await request(target, { method: 'GET', dispatcher, signal, headers: { accept: 'application/json, */*' } });
-      if (r.statusCode >= 300 && r.statusCode < 400 && typeof r.headers.location === 'string') {
-        await r.body.dump();
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: shown, message: `redirected to a ${target.protocol} URL` });
+      const r = await get(target);
+      const status = r.statusCode ?? 0;
+      if (status >= 300 && status < 400 && typeof r.headers.location === 'string') {
+        r.destroy();
         if (hop >= 5) throw new MosError({ code: 'REGISTRY_PROTOCOL', subject: shown, message: 'more than 5 redirects' });
         target = new URL(r.headers.location, target);
         continue;
       }
-      if (r.statusCode < 200 || r.statusCode >= 300) {
-        await r.body.dump();
-        throw new MosError({ code: r.statusCode === 404 ? 'NOT_FOUND' : 'REGISTRY_ERROR', subject: shown, message: `answered HTTP ${r.statusCode}` });
+      if (status < 200 || status >= 300) {
+        r.destroy();
+        throw new MosError({ code: status === 404 ? 'NOT_FOUND' : 'REGISTRY_ERROR', subject: shown, message: `answered HTTP ${status}` });
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      for await (const c of r.body as AsyncIterable<Buffer>) {
+      for await (const c of r as AsyncIterable<Buffer>) {
         size += c.byteLength;
         if (size > opts.maxBytes) {
-          r.body.destroy();
+          r.destroy();
           throw new MosError({ code: 'OCI_SIZE_EXCEEDS_LIMIT', subject: shown, message: `body is larger than ${opts.maxBytes} bytes` });
         }
         chunks.push(c);
@@ -65,7 +77,5 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Uint8A
     const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
     const why = err.cause?.code ?? err.code ?? err.cause?.message ?? err.message ?? String(e);
     throw new MosError({ code: 'REGISTRY_UNREACHABLE', subject: shown, message: `cannot fetch: ${why}`, cause: e });
-  } finally {
-    await dispatcher.close().catch(() => {});
   }
 }

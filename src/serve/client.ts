@@ -1,4 +1,5 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { MosError, type ErrorCode, type OnProgress } from '../base/index.js';
 import { readFileLimited } from '../host/index.js';
 import { isTerminal, type Operation, type OperationError } from '../machine/index.js';
@@ -20,7 +21,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 export class ApiClient {
   private constructor(
     private readonly base: URL,
-    private readonly agent: Dispatcher,
+    private readonly agent: Agent,
+    private readonly timeoutMs: number,
   ) {}
 
   static async open(opts: ClientOptions): Promise<ApiClient> {
@@ -34,24 +36,32 @@ export class ApiClient {
     if (base.username || base.password) throw new MosError({ code: 'USAGE', subject: '--server', message: 'must not carry credentials; the client certificate authenticates' });
     const [cert, key, ca] = await Promise.all([opts.certFile, opts.keyFile, opts.caFile].map((f) => readFileLimited(f, MAX_PEM_BYTES)));
     const timeout = opts.timeoutMs ?? 30_000;
-    const agent = new Agent({ connect: { cert, key, ca, minVersion: 'TLSv1.2' }, headersTimeout: timeout, bodyTimeout: timeout, connections: 4 });
-    return new ApiClient(base, agent);
+    const agent = new Agent({ cert, key, ca, minVersion: 'TLSv1.2', keepAlive: true, maxSockets: 4 });
+    return new ApiClient(base, agent, timeout);
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    this.agent.destroy();
   }
 
   /** One request; an error answer is thrown as the MosError the server reported (same code, same exit). */
   async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const url = new URL(path, this.base);
-    let res: Dispatcher.ResponseData;
+    const payload = body !== undefined ? JSON.stringify(body) : undefined;
+    let res: IncomingMessage;
     try {
-      res = await request(url, {
-        method,
-        dispatcher: this.agent,
-        headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(url, {
+          method,
+          agent: this.agent,
+          headers: { accept: 'application/json', ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...headers },
+        }, (r) => {
+          r.on('error', () => {}); // read below; a reset surfaces there
+          resolve(r);
+        });
+        req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer for ${this.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
+        req.on('error', reject);
+        req.end(payload);
       });
     } catch (e) {
       const err = e as { code?: string; message?: string };
@@ -63,26 +73,33 @@ export class ApiClient {
         cause: e,
       });
     }
+    const status = res.statusCode ?? 0;
     const chunks: Buffer[] = [];
     let n = 0;
-    for await (const c of res.body as AsyncIterable<Buffer>) {
-      n += c.length;
-      if (n > MAX_RESPONSE_BYTES) {
-        res.body.destroy();
-        throw new MosError({ code: 'API_UNREACHABLE', subject: url.pathname, message: `the answer is larger than ${MAX_RESPONSE_BYTES} bytes` });
+    try {
+      for await (const c of res as AsyncIterable<Buffer>) {
+        n += c.length;
+        if (n > MAX_RESPONSE_BYTES) {
+          res.destroy();
+          throw new MosError({ code: 'API_UNREACHABLE', subject: url.pathname, message: `the answer is larger than ${MAX_RESPONSE_BYTES} bytes` });
+        }
+        chunks.push(c);
       }
-      chunks.push(c);
+    } catch (e) {
+      if (e instanceof MosError) throw e;
+      const err = e as { code?: string; message?: string };
+      throw new MosError({ code: 'API_UNREACHABLE', subject: `${method} ${url.pathname}`, message: `the answer broke off: ${err.code ?? err.message ?? String(e)}`, cause: e });
     }
     const text = Buffer.concat(chunks).toString('utf8');
     let parsed: unknown;
     try {
       parsed = text.length ? JSON.parse(text) : undefined;
     } catch {
-      throw new MosError({ code: 'API_UNREACHABLE', subject: `${method} ${url.pathname}`, message: `the server answered ${res.statusCode} with a body that is not JSON` });
+      throw new MosError({ code: 'API_UNREACHABLE', subject: `${method} ${url.pathname}`, message: `the server answered ${status} with a body that is not JSON` });
     }
-    if (res.statusCode >= 400) {
+    if (status >= 400) {
       const e = (parsed as { error?: OperationError } | undefined)?.error;
-      if (!e || typeof e.code !== 'string') throw new MosError({ code: 'API_UNREACHABLE', subject: `${method} ${url.pathname}`, message: `the server answered ${res.statusCode}` });
+      if (!e || typeof e.code !== 'string') throw new MosError({ code: 'API_UNREACHABLE', subject: `${method} ${url.pathname}`, message: `the server answered ${status}` });
       throw remoteError(e);
     }
     return parsed as T;

@@ -2,6 +2,7 @@ import { MosError, type Logger } from '../../base/index.js';
 import type { Credentials } from './credentials.js';
 import { networkError, redactUrl, responseError } from './errors.js';
 import { parseChallenges, type Challenge } from './headers.js';
+import type { HttpResponse } from './http.js';
 
 /** Merges scope strings `type:name:a,b` (space-separated lists allowed) into a sorted, deduplicated list. */
 export function mergeScopes(...lists: readonly (string | undefined)[]): string[] {
@@ -20,7 +21,7 @@ export function mergeScopes(...lists: readonly (string | undefined)[]): string[]
 }
 
 /** A raw GET without registry auth (for the token realm), with the transport's timeouts and retries. */
-export type TokenGet = (url: string, headers: Record<string, string>, signal?: AbortSignal) => Promise<Response>;
+export type TokenGet = (url: string, headers: Record<string, string>, signal?: AbortSignal) => Promise<HttpResponse>;
 
 interface CachedToken {
   readonly token: string;
@@ -149,7 +150,7 @@ export class Authenticator {
  * Reads a token response as text, refusing it at the first byte past MAX_TOKEN_RESPONSE (or at once when
  * Content-Length says so): the realm is named by the registry, so its answer is untrusted input.
  */
-async function readTokenBody(res: Response, url: URL): Promise<string> {
+async function readTokenBody(res: HttpResponse, url: URL): Promise<string> {
   const tooLarge = () => new MosError({ code: 'REGISTRY_PROTOCOL', subject: redactUrl(url), message: `token response is larger than the ${MAX_TOKEN_RESPONSE}-byte limit` });
   if (Number(res.headers.get('content-length') ?? NaN) > MAX_TOKEN_RESPONSE) {
     await res.body?.cancel().catch(() => {}); // refusing it already; a failed cancel changes nothing

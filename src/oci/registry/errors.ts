@@ -1,4 +1,5 @@
 import { MosError, type ErrorCode } from '../../base/index.js';
+import type { HttpResponse } from './http.js';
 
 /** A URL safe to show: no user info, no query (upload `_state` tokens, signed blob-storage URLs). */
 export function redactUrl(url: string | URL): string {
@@ -43,7 +44,7 @@ const WIRE_CODE: Record<string, ErrorCode> = {
 const MAX_ERROR_BODY = 64 * 1024;
 
 /** Reads at most MAX_ERROR_BODY bytes of a response body as text, then drops the rest. */
-export async function readErrorText(res: Response): Promise<string> {
+export async function readErrorText(res: HttpResponse): Promise<string> {
   if (!res.body) return '';
   const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
@@ -68,7 +69,7 @@ export async function readErrorText(res: Response): Promise<string> {
  * (MANIFEST_UNKNOWN → OCI_MANIFEST_UNKNOWN, DENIED → REGISTRY_DENIED, …), else by status. The subject
  * is the URL without credentials or query. `what` says what we were doing ("fetch manifest").
  */
-export async function responseError(res: Response, url: string, what: string, overrides: Partial<Record<number, ErrorCode>> = {}): Promise<MosError> {
+export async function responseError(res: HttpResponse, url: string, what: string, overrides: Partial<Record<number, ErrorCode>> = {}): Promise<MosError> {
   const text = await readErrorText(res);
   const wire = parseErrorBody(text);
   const first = wire[0];

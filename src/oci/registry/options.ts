@@ -16,7 +16,7 @@ export interface RegistryOptions extends RegistryLimits {
   readonly authFile?: string;
   /** Credentials to use instead of the auth file; null: none, and no auth file is searched (the downloader child). */
   readonly credentials?: Credentials | null;
-  /** The fetch to use; default undici's, with an Agent carrying `caFiles`. */
+  /** A fetch to use instead of node:http (tests); it brings its own TLS settings (`caFiles` are not passed to it). */
   readonly fetch?: typeof fetch;
   /** Default silent. Never receives credentials or tokens. */
   readonly log?: Logger;

@@ -4,7 +4,7 @@ import type { Credentials } from './credentials.js';
 import { isRetriableNetworkError, networkError, redactUrl, responseError, errorCodes, PLAIN_HTTP_CODES } from './errors.js';
 import { retryAfterMs } from './headers.js';
 import { plainHttpAllowed, type ResolvedOptions } from './options.js';
-import { dispatcherFor, defaultFetch } from './tls.js';
+import { httpFetchFor, type HttpFetch, type HttpResponse } from './http.js';
 
 /** One HTTP request as the registry client issues it. */
 export interface RegistryRequest {
@@ -25,7 +25,7 @@ export interface RegistryRequest {
 
 /** A response with its body still unread, and the controls of its stall timer. */
 export interface Exchange {
-  readonly res: Response;
+  readonly res: HttpResponse;
   /** The final URL (after redirects). */
   readonly url: string;
   /** When the request was sent (ms since the epoch): the request deadline counts from here. */
@@ -70,7 +70,6 @@ function seconds(ms: number): number {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Bound on redirect chains: a loop fails fast with REGISTRY_PROTOCOL. */
 export const MAX_REDIRECTS = 10;
-type FetchFn = (url: string, init: Record<string, unknown>) => Promise<Response>;
 
 /**
  * HTTP to one registry host: scheme choice (TLS first; plain HTTP only for loopback and insecure
@@ -82,6 +81,7 @@ export class Transport {
   readonly auth: Authenticator;
   private readonly warned = new Set<string>();
   private originP: Promise<string> | undefined;
+  private fetchP: Promise<HttpFetch> | undefined;
 
   constructor(
     readonly host: string,
@@ -302,11 +302,10 @@ export class Transport {
     };
     arm(this.opts.requestTimeoutMs);
     const startedAt = Date.now();
-    let res: Response;
+    let res: HttpResponse;
     try {
-      const fetchFn = (this.opts.fetch ?? (await defaultFetch())) as unknown as FetchFn;
-      const dispatcher = await dispatcherFor(this.opts);
-      res = await fetchFn(url, { ...init, redirect: 'manual', signal: ac.signal, ...(dispatcher ? { dispatcher } : {}) });
+      this.fetchP ??= this.fetcher();
+      res = await (await this.fetchP)(url, { ...init, signal: ac.signal });
     } catch (e) {
       release();
       if (signal?.aborted) throw signal.reason;
@@ -329,6 +328,13 @@ export class Transport {
     };
   }
 
+  /** node:http with this transport's agents, or an injected fetch (which brings its own TLS settings). */
+  private async fetcher(): Promise<HttpFetch> {
+    const injected = this.opts.fetch;
+    if (!injected) return httpFetchFor(this.opts);
+    return (url, init) => injected(url, { ...init, redirect: 'manual' });
+  }
+
   private async withRetries(url: string, what: string, retry: boolean, signal: AbortSignal | undefined, fn: () => Promise<Exchange>): Promise<Exchange> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -344,7 +350,7 @@ export class Transport {
     }
   }
 
-  private async tokenGet(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  private async tokenGet(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     const u = new URL(url);
     if (u.protocol !== 'https:' && !(u.protocol === 'http:' && plainHttpAllowed(u.host, this.opts.insecureHosts))) throw insecureRefused(url);
     const ex = await this.withRetries(url, 'token request', true, signal, () => this.send(url, { method: 'GET', headers }, signal));

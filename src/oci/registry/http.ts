@@ -1,0 +1,136 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import { checkPem, readCaFiles, siteCaPems } from './tls.js';
+import type { ResolvedOptions } from './options.js';
+
+/**
+ * What the registry client reads of a response: a subset of WHATWG `Response`, so an injected `fetch`
+ * (tests) still fits. `headers.get` joins repeated headers with ", " as fetch does.
+ */
+export interface HttpResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: { get(name: string): string | null };
+  /** Null for HEAD and the bodiless statuses (204, 205, 304). */
+  readonly body: ReadableStream<Uint8Array> | null;
+}
+
+/** One request as the transport sends it. Redirects are never followed here. */
+export interface HttpInit {
+  readonly method: string;
+  readonly headers: Record<string, string>;
+  readonly body?: Uint8Array;
+  readonly signal?: AbortSignal;
+}
+
+export type HttpFetch = (url: string, init: HttpInit) => Promise<HttpResponse>;
+
+/** Keep-alive agents for one set of CAs and timeouts: connections are reused across repositories. */
+interface Agents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+  /** Socket idle timeout, ms: a backstop behind the transport's own stall and header timers. */
+  readonly idleMs: number;
+}
+
+// Statuses whose responses carry no body (RFC 9110).
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+
+/**
+ * The registry client's HTTP: node:http and node:https with keep-alive agents. Not WHATWG fetch, which
+ * refuses the "bad ports" of the Fetch standard (10080, 6000, ...) where skopeo and oras reach any
+ * registry, and not undici, whose WebAssembly HTTP parser is compiled in every process that makes a
+ * request (about 250 ms of a short CLI run, most of it V8 finishing that compile at exit).
+ */
+export async function httpFetchFor(opts: ResolvedOptions): Promise<HttpFetch> {
+  const agents = await agentsFor(opts);
+  return (url, init) =>
+    new Promise<HttpResponse>((resolve, reject) => {
+      const u = new URL(url);
+      const tls = u.protocol === 'https:';
+      const options: http.RequestOptions = {
+        method: init.method,
+        headers: init.headers,
+        agent: tls ? agents.https : agents.http,
+        ...(init.signal ? { signal: init.signal } : {}),
+      };
+      const req = (tls ? https : http).request(u, options, (res: http.IncomingMessage) => {
+        // A body nobody reads may still fail (a reset): its error must not become an uncaught one.
+        res.on('error', () => {});
+        const status = res.statusCode ?? 0;
+        const headers = {
+          get(name: string): string | null {
+            const v = res.headers[name.toLowerCase()];
+            return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+          },
+        };
+        const bodiless = init.method === 'HEAD' || NULL_BODY_STATUSES.has(status);
+        if (bodiless) res.resume();
+        resolve({ status, statusText: res.statusMessage ?? '', headers, body: bodiless ? null : webStream(res) });
+      });
+      req.on('error', reject);
+      req.setTimeout(agents.idleMs, () => req.destroy(Object.assign(new Error(`no data for ${agents.idleMs} ms`), { code: 'ETIMEDOUT' })));
+      req.end(init.body === undefined ? undefined : Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength));
+    });
+}
+
+// A pull-based web stream over a Node readable (Readable.toWeb on Node 20 can enqueue after a cancel).
+function webStream(body: http.IncomingMessage): ReadableStream<Uint8Array> {
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+      } catch (e) {
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      body.destroy(reason instanceof Error ? reason : undefined);
+    },
+  });
+}
+
+/** The Debian/Ubuntu system bundle, trusted with `caFiles` (Node's default store is Mozilla's). */
+const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+// One pair of agents per CA set and timeout pair, shared by every repository (connection reuse).
+const agentCache = new Map<string, Promise<Agents>>();
+
+/**
+ * The agents for these options: TLS trusting Node's CAs, or with `caFiles`, `caPems` or a site CA file
+ * those plus the system bundle. HOST_IO for an unreadable CA file, INPUT_INVALID for a non-PEM one.
+ */
+function agentsFor(opts: ResolvedOptions): Promise<Agents> {
+  const key = [opts.requestTimeoutMs, opts.stallTimeoutMs, ...opts.caFiles, ...opts.caPems].join('\0');
+  let p = agentCache.get(key);
+  if (!p) {
+    p = makeAgents(opts);
+    agentCache.set(key, p);
+    p.catch(() => agentCache.delete(key));
+  }
+  return p;
+}
+
+async function makeAgents(opts: ResolvedOptions): Promise<Agents> {
+  const idleMs = Math.max(opts.requestTimeoutMs, opts.stallTimeoutMs) + 1000;
+  const site = await siteCaPems();
+  let ca: string[] | undefined;
+  if (opts.caFiles.length > 0 || opts.caPems.length > 0 || site.length > 0) {
+    ca = [...rootCertificates];
+    const system = await readFile(SYSTEM_BUNDLE, 'utf8').catch(() => undefined);
+    if (system) ca.push(system);
+    for (const pem of opts.caPems) checkPem(pem, 'registry CA');
+    ca.push(...(await readCaFiles(opts.caFiles)), ...opts.caPems, ...site);
+  }
+  // Free keep-alive sockets are unref'd by the agent: they never hold a finished CLI run open.
+  return {
+    http: new http.Agent({ keepAlive: true }),
+    https: new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) }),
+    idleMs,
+  };
+}
