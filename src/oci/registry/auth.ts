@@ -157,24 +157,21 @@ async function readTokenBody(res: HttpResponse, url: URL): Promise<string> {
     throw tooLarge();
   }
   if (!res.body) return '';
-  const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
   let n = 0;
   try {
-    for (;;) {
-      let r: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        throw networkError(e, url.href, 'token response');
+    try {
+      for await (const chunk of res.body) {
+        n += chunk.byteLength;
+        if (n > MAX_TOKEN_RESPONSE) throw tooLarge();
+        parts.push(chunk);
       }
-      if (r.done) break;
-      n += r.value.byteLength;
-      if (n > MAX_TOKEN_RESPONSE) throw tooLarge();
-      parts.push(r.value);
+    } catch (e) {
+      if (e instanceof MosError) throw e;
+      throw networkError(e, url.href, 'token response');
     }
   } finally {
-    await reader.cancel().catch(() => {}); // after EOF or a refusal the rest is not wanted
+    await res.body.cancel().catch(() => {}); // after EOF or a refusal the rest is not wanted
   }
   return Buffer.concat(parts).toString('utf8');
 }

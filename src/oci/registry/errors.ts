@@ -46,20 +46,18 @@ const MAX_ERROR_BODY = 64 * 1024;
 /** Reads at most MAX_ERROR_BODY bytes of a response body as text, then drops the rest. */
 export async function readErrorText(res: HttpResponse): Promise<string> {
   if (!res.body) return '';
-  const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
   let n = 0;
   try {
-    while (n < MAX_ERROR_BODY) {
-      const r = await reader.read();
-      if (r.done) break;
-      parts.push(r.value);
-      n += r.value.byteLength;
+    for await (const chunk of res.body) {
+      parts.push(chunk);
+      n += chunk.byteLength;
+      if (n >= MAX_ERROR_BODY) break;
     }
   } catch {
     // A broken error body still leaves the status code to report.
   } finally {
-    await reader.cancel().catch(() => {});
+    await res.body.cancel().catch(() => {});
   }
   return Buffer.concat(parts).subarray(0, MAX_ERROR_BODY).toString('utf8');
 }

@@ -14,7 +14,12 @@ export interface HttpResponse {
   readonly statusText: string;
   readonly headers: { get(name: string): string | null };
   /** Null for HEAD and the bodiless statuses (204, 205, 304). */
-  readonly body: ReadableStream<Uint8Array> | null;
+  readonly body: HttpBody | null;
+}
+
+/** A response body: its chunks, once; `cancel` drops the rest (and the connection with it). A web ReadableStream is one. */
+export interface HttpBody extends AsyncIterable<Uint8Array> {
+  cancel(reason?: unknown): Promise<void>;
 }
 
 /** One request as the transport sends it. Redirects are never followed here. */
@@ -50,49 +55,50 @@ export async function httpFetchFor(opts: ResolvedOptions): Promise<HttpFetch> {
     new Promise<HttpResponse>((resolve, reject) => {
       const u = new URL(url);
       const tls = u.protocol === 'https:';
-      const options: http.RequestOptions = {
-        method: init.method,
-        headers: init.headers,
-        agent: tls ? agents.https : agents.http,
-        ...(init.signal ? { signal: init.signal } : {}),
+      let res: http.IncomingMessage | undefined;
+      const signal = init.signal;
+      // Not http's own `signal` option: that destroys the socket even after the response is complete,
+      // when the agent may already have handed it to the next request.
+      const onAbort = () => {
+        const e = new DOMException('This operation was aborted', 'AbortError');
+        if (res) res.destroy(e);
+        else req.destroy(e);
       };
-      const req = (tls ? https : http).request(u, options, (res: http.IncomingMessage) => {
+      const req = (tls ? https : http).request(u, { method: init.method, headers: init.headers, agent: tls ? agents.https : agents.http }, (r: http.IncomingMessage) => {
+        res = r;
         // A body nobody reads may still fail (a reset): its error must not become an uncaught one.
-        res.on('error', () => {});
-        const status = res.statusCode ?? 0;
+        r.on('error', () => {});
+        r.on('close', () => signal?.removeEventListener('abort', onAbort));
+        const status = r.statusCode ?? 0;
         const headers = {
           get(name: string): string | null {
-            const v = res.headers[name.toLowerCase()];
+            const v = r.headers[name.toLowerCase()];
             return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
           },
         };
         const bodiless = init.method === 'HEAD' || NULL_BODY_STATUSES.has(status);
-        if (bodiless) res.resume();
-        resolve({ status, statusText: res.statusMessage ?? '', headers, body: bodiless ? null : webStream(res) });
+        if (bodiless) r.resume();
+        resolve({ status, statusText: r.statusMessage ?? '', headers, body: bodiless ? null : nodeBody(r) });
       });
-      req.on('error', reject);
+      req.on('error', (e) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      });
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       req.setTimeout(agents.idleMs, () => req.destroy(Object.assign(new Error(`no data for ${agents.idleMs} ms`), { code: 'ETIMEDOUT' })));
       req.end(init.body === undefined ? undefined : Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength));
     });
 }
 
-// A pull-based web stream over a Node readable (Readable.toWeb on Node 20 can enqueue after a cancel).
-function webStream(body: http.IncomingMessage): ReadableStream<Uint8Array> {
-  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await it.next();
-        if (done) controller.close();
-        else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
-      } catch (e) {
-        controller.error(e);
-      }
+// The response itself, read through its async iterator (no web-stream layer: one promise per chunk).
+function nodeBody(res: http.IncomingMessage): HttpBody {
+  return {
+    [Symbol.asyncIterator]: () => res[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
+    cancel: async (reason?: unknown) => {
+      res.destroy(reason instanceof Error ? reason : undefined);
     },
-    cancel(reason) {
-      body.destroy(reason instanceof Error ? reason : undefined);
-    },
-  });
+  };
 }
 
 /** The Debian/Ubuntu system bundle, trusted with `caFiles` (Node's default store is Mozilla's). */

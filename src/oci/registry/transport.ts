@@ -211,7 +211,7 @@ export class Transport {
   async *body(ex: Exchange, what: string): AsyncGenerator<Uint8Array> {
     const stream = ex.res.body;
     if (!stream) return;
-    const reader = stream.getReader();
+    const reader = stream[Symbol.asyncIterator]();
     let finished = false;
     const { rateWindowMs, requestDeadlineMs, maxBytesPerSecond } = this.opts;
     // Throttled on purpose: the slowest rate accepted is at most half the cap.
@@ -232,9 +232,9 @@ export class Transport {
           windowBytes = 0;
         }
         ex.arm(this.opts.stallTimeoutMs);
-        let r: Awaited<ReturnType<typeof reader.read>>;
+        let r: IteratorResult<Uint8Array>;
         try {
-          r = await reader.read();
+          r = await reader.next();
         } catch (e) {
           if (ex.stalled) throw this.timeout(ex.url, what, 'no data');
           throw e;
@@ -252,7 +252,8 @@ export class Transport {
     } finally {
       if (!finished) {
         ex.abort();
-        await reader.cancel().catch(() => {});
+        // Through the iterator: it holds the body (a web stream is locked to it while it reads).
+        await reader.return?.().catch(() => {});
       }
       ex.release();
     }
