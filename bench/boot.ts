@@ -87,7 +87,9 @@ try {
   const bench = await runVm(fakeTest, { kernel: sys.kernel.vmlinux, initrd: benchInitrd, append: `${sys.append} mos.bench=${RUNS}`, disks: [{ file: disk2 }], timeoutMs: 1_800_000, until: /BENCH done|FAILED/ });
   const times = new Map<string, number[]>();
   for (const l of bench.lines) {
-    const b = /^BENCH (\S+) ([0-9.]+) ([0-9.]+)/.exec(l.text.trim());
+    // Not anchored: the console is a terminal, so create-boot-fs's progress line (carriage returns,
+    // erase-to-end) can precede a BENCH line on the same console line.
+    const b = /BENCH (\S+) ([0-9.]+) ([0-9.]+)\s*$/.exec(l.text);
     if (b) times.set(b[1]!, [...(times.get(b[1]!) ?? []), Number(b[3]) - Number(b[2])]);
   }
   if (!times.has('shell')) throw new Error(`the bench guest failed:\n${bench.console.slice(-4000)}`);
