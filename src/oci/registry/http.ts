@@ -133,10 +133,13 @@ async function makeAgents(opts: ResolvedOptions): Promise<Agents> {
     for (const pem of opts.caPems) checkPem(pem, 'registry CA');
     ca.push(...(await readCaFiles(opts.caFiles)), ...opts.caPems, ...site);
   }
-  // Free keep-alive sockets are unref'd by the agent: they never hold a finished CLI run open.
+  // Free keep-alive sockets are unref'd by the agent (they never hold a finished CLI run open) and closed
+  // after 4 s idle (undici's default): a server closes idle connections too, and a request sent on one
+  // it has just closed fails with a reset (retried for most requests; uploads are not retried).
+  const keepAlive = { keepAlive: true, timeout: 4000 };
   return {
-    http: new http.Agent({ keepAlive: true }),
-    https: new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) }),
+    http: new http.Agent(keepAlive),
+    https: new https.Agent({ ...keepAlive, ...(ca ? { ca } : {}) }),
     idleMs,
   };
 }
