@@ -193,6 +193,13 @@ export function sfdiskScript(layout: readonly { name: PartitionName; sizeMiB: nu
   return `${lines.join('\n')}\n`;
 }
 
+/** The bundle file's bytes once verified for the new machine: what is verified is what goes on the ESP. */
+async function readVerifiedBundle(file: string, staging: string, capath: string, now: Date | undefined): Promise<{ site: string; version: number; bytes: Uint8Array }> {
+  const bytes = await readBundleSource(file);
+  const { bundle } = await verifySiteBundleBytes({ root: staging, capath, bytes, subject: file, at: now ?? new Date() });
+  return { site: bundle.site, version: bundle.version, bytes };
+}
+
 /**
  * Installs SOURCE onto a disk. Order: verify (a dry-run install: signature, CA, manifest, sizes) →
  * choose the disk → partition → mkfs → mount → install → UKI on the ESP (--uki, else the bootkit
@@ -220,8 +227,7 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
   const { root: _r, ...rest } = opts;
   const dry = await install({ ...rest, root: staging, capath, dryRun: true });
   // Verified once, and the verified bytes are what goes onto the ESP (the file is not read again).
-  const siteBytes = opts.siteBundle !== undefined ? await readBundleSource(opts.siteBundle) : undefined;
-  const site = siteBytes ? (await verifySiteBundleBytes({ root: staging, capath, bytes: siteBytes, subject: opts.siteBundle!, at: opts.now ?? new Date() })).bundle : undefined;
+  const site = opts.siteBundle !== undefined ? await readVerifiedBundle(opts.siteBundle, staging, capath, opts.now) : undefined;
   lap('verify');
   const { disk, reused } = await chooseDisk(opts);
   const layout = planLayout(disk.device, disk.sizeBytes, dry.bytesToFetch);
@@ -254,9 +260,9 @@ export async function installDisk(opts: InstallDiskOptions): Promise<InstallDisk
       root: staging, esp: join(staging, 'boot', 'efi'), capath, log,
       ...(opts.uki !== undefined ? { uki: opts.uki } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    if (site && siteBytes) {
+    if (site) {
       await mkdir(dirname(espBundlePath(staging)), { recursive: true });
-      await writeFileAtomic(espBundlePath(staging), siteBytes, { mode: 0o644 });
+      await writeFileAtomic(espBundlePath(staging), site.bytes, { mode: 0o644 });
       log.info(`site bundle ${site.site} version ${site.version} on the ESP: the machine takes it at its first boot`);
     }
     const efiEntry = boot ? await registerBootEntry(disk.device, log) : undefined;
