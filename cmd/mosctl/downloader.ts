@@ -1,9 +1,22 @@
 import type { Command } from 'commander';
-import { DOWNLOADER_USER, runDownloaderChild, useDownloader } from '../../src/machine/index.js';
+// Only the constant statically: the downloader and registry client (node:http, node:tls, ...) load when
+// a command runs, so --version, --help and commands that read no registry start without them.
+import { DOWNLOADER_USER } from '../../src/oci/downloader/user.js';
+import { setDownloaderPolicy } from '../../src/oci/downloader/policy.js';
 
 /** `mosctl __downloader`: the unprivileged registry reader mosctl starts as its own child (never by hand). */
 export const DOWNLOADER_MODE = '__downloader';
-export { runDownloaderChild };
+
+/** Runs this process as the downloader child (the full bundle's copy of that mode). */
+export function runDownloaderChild(): void {
+  import('../../src/oci/downloader/child.js').then(
+    (m) => m.runDownloaderChild(),
+    (e: unknown) => {
+      process.stderr.write(`mosctl downloader: cannot load: ${(e as Error).message}\n`);
+      process.exitCode = 2;
+    },
+  );
+}
 
 /** Commands that read registries (when given a registry source). */
 const PULLING = new Set(['install', 'update', 'upgrade', 'switch', 'serve']);
@@ -14,13 +27,16 @@ export function register(program: Command): void {
     '--downloader-user <user>',
     `run registry traffic in a child under this user: a name (created if missing), UID or UID:GID; off: in this process (default: $MOSCTL_DOWNLOADER_USER, else ${DOWNLOADER_USER}; only as root)`,
   );
-  program.hook('preAction', (cmd, action) => {
+  program.hook('preAction', async (cmd, action) => {
     const user = (cmd.opts() as { downloaderUser?: string }).downloaderUser ?? (process.env['MOSCTL_DOWNLOADER_USER'] || DOWNLOADER_USER);
     const remote = (cmd.opts() as { server?: string }).server !== undefined;
     // Commands that read a registry start the child at once: its start-up overlaps theirs. An `oci:`
     // source is a local layout (its images come from the same layout): no child unless one is asked for.
     const source = action.args[0];
     const prestart = !remote && PULLING.has(action.name()) && !source?.startsWith('oci:');
-    useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE], prestart });
+    const policy = { user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE] };
+    // The policy alone loads nothing; the downloader starts on the first registry read, or here at once.
+    if (prestart) (await import('../../src/oci/downloader/index.js')).useDownloader({ ...policy, prestart });
+    else setDownloaderPolicy(policy);
   });
 }
