@@ -1,5 +1,3 @@
-import prettyBytes from 'pretty-bytes';
-
 /** Plain-text rendering shared by the commands (no colours: output is often piped or logged). */
 
 /** An ISO time without milliseconds, space-separated. */
@@ -25,7 +23,24 @@ export function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1);
 }
 
-/** Bytes as a person reads them: binary units, one decimal at most ("90.1 MiB"). */
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'] as const;
+
+/**
+ * Bytes as a person reads them: binary units, one decimal at most ("90.1 MiB"). Plain arithmetic, not
+ * Intl (pretty-bytes formats its fraction digits with toLocaleString): the first Intl call of a process
+ * loads ICU, ~20 ms here and ~650 ms in a TCG guest, on every `mosctl status` and progress line.
+ */
 export function human(bytes: number): string {
-  return prettyBytes(bytes, { binary: true, maximumFractionDigits: 1 });
+  if (!Number.isFinite(bytes)) return `${bytes} B`;
+  let n = Math.abs(bytes);
+  let unit = 0;
+  while (n >= 1024 && unit < UNITS.length - 1) {
+    n /= 1024;
+    unit++;
+  }
+  // One decimal, truncated (not rounded) from the shortest decimal form, as pretty-bytes did: 1048575
+  // bytes stay "1023.9 KiB" rather than becoming "1024 KiB".
+  const [whole, fraction = ''] = String(n).split('.');
+  const digit = fraction.slice(0, 1);
+  return `${bytes < 0 ? '-' : ''}${digit && digit !== '0' ? `${whole}.${digit}` : whole} ${UNITS[unit]}`;
 }
