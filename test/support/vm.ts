@@ -4,9 +4,9 @@
 import type { Test } from 'tap';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, createWriteStream } from 'node:fs';
+import { existsSync, createWriteStream, writeFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { acquireLock } from '../../src/host/index.js';
 
@@ -278,6 +278,8 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
   running.delete(child);
   if (partial) lines.push({ atMs: Date.now() - started, text: partial });
   await new Promise<void>((r) => (log ? log.end(r) : r()));
+  const keep = process.env['MOSCTL_TEST_CONSOLE_DIR'];
+  if (keep) writeFileSync(join(keep, `${basename(t.testdirName)}-${started}.log`), lines.map((l) => `${(l.atMs / 1000).toFixed(2).padStart(8)} ${l.text}`).join('\n') + '\n');
   return { console: text, lines, exitCode, timedOut, matched, durationMs: Date.now() - started };
 }
 
