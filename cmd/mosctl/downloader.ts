@@ -1,21 +1,15 @@
 import type { Command } from 'commander';
-// Only the constant statically: the downloader and registry client (node:http, node:tls, ...) load when
-// a command runs, so --version, --help and commands that read no registry start without them.
-import { DOWNLOADER_USER } from '../../src/oci/downloader/user.js';
-import { setDownloaderPolicy } from '../../src/oci/downloader/policy.js';
+// src/machine loads when a command runs (cmd/mosctl/load.ts): --version, --help and usage errors start
+// without it, the registry client and node:http/https/tls.
+import { DOWNLOADER_USER } from '../../src/base/index.js';
+import { machine } from './load.js';
 
 /** `mosctl __downloader`: the unprivileged registry reader mosctl starts as its own child (never by hand). */
 export const DOWNLOADER_MODE = '__downloader';
 
 /** Runs this process as the downloader child (the full bundle's copy of that mode). */
 export function runDownloaderChild(): void {
-  import('../../src/oci/downloader/child.js').then(
-    (m) => m.runDownloaderChild(),
-    (e: unknown) => {
-      process.stderr.write(`mosctl downloader: cannot load: ${(e as Error).message}\n`);
-      process.exitCode = 2;
-    },
-  );
+  void machine().then((m) => m.runDownloaderChild());
 }
 
 /** Commands that read registries (when given a registry source). */
@@ -34,9 +28,6 @@ export function register(program: Command): void {
     // source is a local layout (its images come from the same layout): no child unless one is asked for.
     const source = action.args[0];
     const prestart = !remote && PULLING.has(action.name()) && !source?.startsWith('oci:');
-    const policy = { user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE] };
-    // The policy alone loads nothing; the downloader starts on the first registry read, or here at once.
-    if (prestart) (await import('../../src/oci/downloader/index.js')).useDownloader({ ...policy, prestart });
-    else setDownloaderPolicy(policy);
+    (await machine()).useDownloader({ user, command: [process.execPath, ...process.execArgv, process.argv[1]!, DOWNLOADER_MODE], prestart });
   });
 }

@@ -3,4 +3,4 @@ export { isDigest, parseDigest, splitDigest, sha256Digest, sha256Hex, type Diges
 export { silentLogger, stderrLogger, type Logger } from './log.js';
 export type { ProgressEvent, OnProgress } from './progress.js';
 export { parseReference, formatReference, isTag, isLayoutTag, isRepositoryName, isTargetName, DOCKER_HUB, MAX_LAYOUT_TAG_LENGTH, type Reference } from './reference.js';
-export type { RegistryAccess, RegistryLimits } from './registry-access.js';
+export { DOWNLOADER_USER, type RegistryAccess, type RegistryLimits } from './registry-access.js';

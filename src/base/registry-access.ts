@@ -38,3 +38,9 @@ export interface RegistryLimits {
   /** First backoff delay, doubled per retry, ms; default 250. */
   readonly retryBaseMs?: number;
 }
+
+/**
+ * The user the unprivileged registry downloader runs as by default (`--downloader-user`): here so that the
+ * thin CLI can name it in its help without loading the registry client (src/oci/downloader).
+ */
+export const DOWNLOADER_USER = 'mosctl-download';

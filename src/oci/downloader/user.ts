@@ -1,9 +1,9 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MosError, describeSystemError, type Logger } from '../../base/index.js';
+import { DOWNLOADER_USER, MosError, describeSystemError, type Logger } from '../../base/index.js';
 
-/** The downloader's default user name, and the id it gets when mosctl creates it. */
-export const DOWNLOADER_USER = 'mosctl-download';
+/** The downloader's default user name (src/base), and the id it gets when mosctl creates it. */
+export { DOWNLOADER_USER };
 export const DOWNLOADER_DEFAULT_ID = 64090;
 
 /** A uid and gid to run the downloader as. */
