@@ -4,7 +4,7 @@
 import type { Test } from 'tap';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, createWriteStream, writeFileSync } from 'node:fs';
+import { existsSync, createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -279,7 +279,8 @@ export async function runVm(t: Test, o: VmOptions): Promise<VmRun> {
   if (partial) lines.push({ atMs: Date.now() - started, text: partial });
   await new Promise<void>((r) => (log ? log.end(r) : r()));
   const keep = process.env['MOSCTL_TEST_CONSOLE_DIR'];
-  if (keep) writeFileSync(join(keep, `${basename(t.testdirName)}-${started}.log`), lines.map((l) => `${(l.atMs / 1000).toFixed(2).padStart(8)} ${l.text}`).join('\n') + '\n');
+  // The benches pass a bare teardown holder as `t`: no test dir name there.
+  if (keep) await writeFile(join(keep, `${basename((t as { testdirName?: string }).testdirName ?? 'vm')}-${started}.log`), lines.map((l) => `${(l.atMs / 1000).toFixed(2).padStart(8)} ${l.text}`).join('\n') + '\n');
   return { console: text, lines, exitCode, timedOut, matched, durationMs: Date.now() - started };
 }
 
